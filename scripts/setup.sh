@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages longqa needs (only those missing) and builds it in build/ (Release).
+# Idempotent: run it again after pulling; it rebuilds only what changed.
+#   scripts/setup.sh [--sanitize]   (--sanitize: ASan + UBSan build in build-asan/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libpcre2-dev libcli11-dev
+          libgtest-dev libgmock-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+build_dir=build
+flags=(-DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir=build-asan
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGQA_SANITIZE=ON)
+fi
+cmake -S . -B "$build_dir" -G Ninja "${flags[@]}" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"

@@ -1,0 +1,16 @@
+// convert_hf_to_gguf — writes an HF model directory as a GGUF v3 file in the layout llama.cpp
+// produces: `llama` architecture for Llama and Mistral (q/k rows permuted for interleaved RoPE),
+// `qwen2` for Qwen2, byte-level tokenizers as `gpt2` vocabularies, llama3 RoPE scaling as the
+// `rope_freqs.weight` tensor.
+#pragma once
+
+#include <string>
+
+namespace longqa {
+
+enum class ConvertType { F32, F16, BF16 };
+ConvertType parse_convert_type(const std::string& s);
+
+void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, ConvertType type);
+
+}  // namespace longqa

@@ -1,0 +1,153 @@
+// The forward pass of the Llama family (Llama-2/3/3.1, ChatQA-2, Mistral, Qwen2): pre-norm blocks of
+// grouped-query attention with RoPE and a SwiGLU feed-forward, as HF transformers defines them.
+#include "engine/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/ops.h"
+#include "util/error.h"
+
+namespace longqa {
+
+namespace k = kernels;
+
+Session::Session(const Model& model, const SessionOptions& o)
+    : model_(model),
+      c_(model.config()),
+      batch_(std::max<int64_t>(1, o.batch)),
+      threads_(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      cache_(c_.n_layers, c_.n_kv_heads, c_.head_dim, o.context > 0 ? o.context : c_.context_length) {
+  if (o.context > c_.context_length)
+    throw Error("context " + std::to_string(o.context) + " exceeds the model's " + std::to_string(c_.context_length) +
+                " positions; raise it with RoPE scaling options if the model supports it");
+  const auto b = static_cast<size_t>(batch_);
+  const auto q_dim = static_cast<size_t>(c_.n_heads * c_.head_dim);
+  const auto kv_dim = static_cast<size_t>(c_.n_kv_heads * c_.head_dim);
+  x_.resize(b * static_cast<size_t>(c_.hidden));
+  normed_.resize(x_.size());
+  tmp_.resize(x_.size());
+  q_.resize(b * q_dim);
+  attn_.resize(b * q_dim);
+  k_.resize(b * kv_dim);
+  v_.resize(b * kv_dim);
+  gate_.resize(b * static_cast<size_t>(c_.ffn));
+  up_.resize(gate_.size());
+  cos_.resize(b * static_cast<size_t>(c_.head_dim / 2));
+  sin_.resize(cos_.size());
+  logits_.resize(static_cast<size_t>(c_.vocab_size));
+}
+
+void Session::rewind(int64_t n) {
+  if (n < 0 || n > position_) throw Error("cannot rewind to " + std::to_string(n) + " of " + std::to_string(position_) + " tokens");
+  position_ = n;
+  last_row_ = -1;
+}
+
+std::span<const float> Session::last_hidden() const {
+  if (last_row_ < 0) throw Error("no token has been evaluated yet");
+  return {normed_.data() + last_row_ * c_.hidden, static_cast<size_t>(c_.hidden)};
+}
+
+std::span<const float> Session::decode(std::span<const int32_t> tokens) {
+  evaluate(tokens, nullptr, nullptr);
+  k::matmul(model_.weights().output, last_hidden().data(), 1, logits_.data(), threads_);
+  return logits_;
+}
+
+void Session::evaluate(std::span<const int32_t> tokens, std::vector<float>* logits, std::vector<float>* hidden) {
+  if (tokens.empty()) throw Error("nothing to evaluate: the token list is empty");
+  if (static_cast<int64_t>(tokens.size()) > capacity() - position_)
+    throw Error(std::to_string(tokens.size()) + " tokens do not fit: " + std::to_string(position_) + " of " +
+                std::to_string(capacity()) + " context positions are used (raise --ctx)");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= c_.vocab_size)
+      throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(c_.vocab_size - 1) + ")");
+  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(batch_)) {
+    const int64_t n = std::min<int64_t>(batch_, static_cast<int64_t>(tokens.size() - start));
+    forward_chunk(tokens.data() + start, n);
+    if (hidden) hidden->insert(hidden->end(), normed_.begin(), normed_.begin() + n * c_.hidden);
+    if (logits) {
+      const size_t at = logits->size();
+      logits->resize(at + static_cast<size_t>(n * c_.vocab_size));
+      k::matmul(model_.weights().output, normed_.data(), n, logits->data() + at, threads_);
+    }
+  }
+}
+
+void Session::forward_chunk(const int32_t* tokens, int64_t n) {
+  const Weights& w = model_.weights();
+  const int64_t H = c_.hidden, hd = c_.head_dim, half = hd / 2;
+  const int64_t q_dim = c_.n_heads * hd, kv_dim = c_.n_kv_heads * hd;
+  const float eps = static_cast<float>(c_.rms_eps);
+
+  for (int64_t t = 0; t < n; ++t) {
+    k::to_f32(w.embedding.type, w.embedding.row(tokens[t]), x_.data() + t * H, H);
+    // Angles in float32, as HF computes inv_freq @ position_ids, so long positions round alike.
+    const float pos = static_cast<float>(position_ + t);
+    const RopeTable& rope = model_.rope();
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * rope.inv_freq[static_cast<size_t>(i)];
+      cos_[static_cast<size_t>(t * half + i)] = std::cos(angle) * rope.attention_scaling;
+      sin_[static_cast<size_t>(t * half + i)] = std::sin(angle) * rope.attention_scaling;
+    }
+  }
+
+  for (int64_t l = 0; l < c_.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+    for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps);
+    k::matmul(lw.wq, normed_.data(), n, q_.data(), threads_);
+    k::matmul(lw.wk, normed_.data(), n, k_.data(), threads_);
+    k::matmul(lw.wv, normed_.data(), n, v_.data(), threads_);
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = q_.data() + t * q_dim;
+      float* kk = k_.data() + t * kv_dim;
+      float* vv = v_.data() + t * kv_dim;
+      if (c_.attn_bias) {
+        k::add(q, lw.q_bias.data(), q_dim);
+        k::add(kk, lw.k_bias.data(), kv_dim);
+        k::add(vv, lw.v_bias.data(), kv_dim);
+      }
+      k::rope(q, c_.n_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
+      k::rope(kk, c_.n_kv_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
+      for (int64_t h = 0; h < c_.n_kv_heads; ++h) {
+        std::memcpy(cache_.keys(l, h) + (position_ + t) * hd, kk + h * hd, static_cast<size_t>(hd) * sizeof(float));
+        std::memcpy(cache_.values(l, h) + (position_ + t) * hd, vv + h * hd, static_cast<size_t>(hd) * sizeof(float));
+      }
+    }
+    attention(l, n);
+    k::matmul(lw.wo, attn_.data(), n, tmp_.data(), threads_);
+    k::add(x_.data(), tmp_.data(), n * H);
+
+    for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.ffn_norm.data(), normed_.data() + t * H, H, eps);
+    k::matmul(lw.w_gate, normed_.data(), n, gate_.data(), threads_);
+    k::matmul(lw.w_up, normed_.data(), n, up_.data(), threads_);
+    k::swiglu(gate_.data(), up_.data(), n * c_.ffn);
+    k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_);
+    k::add(x_.data(), tmp_.data(), n * H);
+  }
+  for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps);
+  position_ += n;
+  last_row_ = n - 1;
+}
+
+void Session::attention(int64_t layer, int64_t n) {
+  const int64_t hd = c_.head_dim, group = c_.n_heads / c_.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t window = c_.sliding_window;
+#pragma omp parallel for collapse(2) num_threads(threads_) schedule(dynamic, 1) if (threads_ > 1)
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < c_.n_heads; ++h) {
+      const int64_t pos = position_ + t;
+      const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      const int64_t kvh = h / group;
+      k::attend(q_.data() + (t * c_.n_heads + h) * hd, cache_.keys(layer, kvh) + first * hd,
+                cache_.values(layer, kvh) + first * hd, pos - first + 1, hd, scale, attn_.data() + (t * c_.n_heads + h) * hd);
+    }
+  }
+}
+
+}  // namespace longqa

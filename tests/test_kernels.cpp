@@ -1,0 +1,152 @@
+// Fast kernels against their scalar references over odd sizes, float-format conversions, and RoPE
+// frequencies against the ones HF computed for each fixture model.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "engine/model_config.h"
+#include "engine/rope.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/dot.h"
+#include "kernels/cpu/matmul.h"
+#include "test_util.h"
+#include "util/fp16.h"
+
+namespace longqa {
+namespace {
+
+using kernels::WType;
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// Weight bytes of the given type holding (a rounding of) values.
+std::vector<uint8_t> encode(WType t, const std::vector<float>& v) {
+  std::vector<uint8_t> out(v.size() * kernels::wtype_size(t));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (t == WType::F32) std::memcpy(&out[i * 4], &v[i], 4);
+    else {
+      const uint16_t h = t == WType::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+      std::memcpy(&out[i * 2], &h, 2);
+    }
+  }
+  return out;
+}
+
+TEST(Kernels, DotFastPathsMatchTheReference) {
+  if (!kernels::cpu_features().avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference path runs";
+  for (WType t : {WType::F32, WType::F16, WType::BF16}) {
+    for (int64_t n : {1, 7, 8, 9, 31, 32, 33, 100, 128, 1000, 4099}) {
+      const auto w = random_floats(static_cast<size_t>(n), 1);
+      const auto x = random_floats(static_cast<size_t>(n), 2);
+      auto bytes = encode(t, w);
+      bytes.insert(bytes.begin(), 0);  // weights mapped from a file may sit at any byte offset
+      const float ref = kernels::reference_dot_fn(t)(bytes.data() + 1, x.data(), n);
+      const float fast = kernels::dot_fn(t)(bytes.data() + 1, x.data(), n);
+      double norm = 0;  // error bound relative to sum |w_i x_i|
+      for (int64_t i = 0; i < n; ++i) norm += std::fabs(w[static_cast<size_t>(i)] * x[static_cast<size_t>(i)]);
+      EXPECT_LE(std::fabs(ref - fast), 1e-5 * norm + 1e-6) << kernels::wtype_name(t) << " n=" << n;
+    }
+  }
+}
+
+TEST(Kernels, MatmulMatchesTheReferenceAcrossThreadsAndBatches) {
+  for (WType t : {WType::F32, WType::F16, WType::BF16}) {
+    const int64_t rows = 37, cols = 45;
+    const auto w = encode(t, random_floats(rows * cols, 3));
+    const kernels::MatrixView m{t, w.data(), rows, cols};
+    for (int64_t tokens : {1, 3, 17}) {
+      const auto x = random_floats(static_cast<size_t>(tokens * cols), 4);
+      std::vector<float> ref(static_cast<size_t>(tokens * rows)), fast(ref.size());
+      kernels::matmul_reference(m, x.data(), tokens, ref.data());
+      for (int threads : {1, 2, 3}) {
+        kernels::matmul(m, x.data(), tokens, fast.data(), threads);
+        for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(ref[i], fast[i], 1e-4) << kernels::wtype_name(t) << " " << i;
+      }
+    }
+  }
+}
+
+TEST(Kernels, StreamingAttentionMatchesTwoPassSoftmax) {
+  for (int64_t hd : {16, 64, 128}) {
+    for (int64_t n : {1, 2, 63, 64, 65, 129, 1000}) {
+      const auto q = random_floats(static_cast<size_t>(hd), 5);
+      const auto k = random_floats(static_cast<size_t>(n * hd), 6);
+      const auto v = random_floats(static_cast<size_t>(n * hd), 7);
+      std::vector<float> ref(static_cast<size_t>(hd)), out(ref.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      kernels::attend_reference(q.data(), k.data(), v.data(), n, hd, scale, ref.data());
+      kernels::attend(q.data(), k.data(), v.data(), n, hd, scale, out.data());
+      for (int64_t d = 0; d < hd; ++d) ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>(d)], 2e-5) << "n=" << n;
+    }
+  }
+  // Large score gaps must not overflow: one key dominates completely.
+  std::vector<float> q(16, 0.0f), k(32 * 16, 0.0f), v(32 * 16, 1.0f), out(16);
+  q[0] = 1000.0f;
+  k[5 * 16] = 1000.0f;
+  for (int d = 0; d < 16; ++d) v[5 * 16 + d] = 7.0f;
+  kernels::attend(q.data(), k.data(), v.data(), 32, 16, 1.0f, out.data());
+  EXPECT_FLOAT_EQ(out[3], 7.0f);
+}
+
+TEST(Fp16, EveryHalfRoundTrips) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f))));
+      continue;
+    }
+    ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
+  }
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);       // rounds to infinity
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie to even
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));
+}
+
+TEST(Fp16, Bfloat16RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_f32(0x3f80), 1.0f);
+  EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0x3f808000u)), 0x3f80);  // tie, even stays
+  EXPECT_EQ(f32_to_bf16(std::bit_cast<float>(0x3f818000u)), 0x3f82);  // tie, odd rounds up
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
+}
+
+TEST(Rope, InverseFrequenciesMatchHf) {
+  for (const auto& [name, m] : test::ref()["models"].items()) {
+    const ModelConfig c = config_from_hf(test::read_json(test::model_dir(name) + "/config.json"), name);
+    const RopeTable t = rope_table(c.rope, c.head_dim, c.context_length);
+    const auto expected = m["inv_freq"].get<std::vector<double>>();
+    ASSERT_EQ(t.inv_freq.size(), expected.size()) << name;
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(t.inv_freq[i] / expected[i], 1.0, 1e-6) << name << " " << i;
+    EXPECT_NEAR(t.attention_scaling, m["attention_scaling"].get<double>(), 1e-7) << name;
+  }
+}
+
+TEST(Rope, LinearAndYarnScaling) {
+  RopeConfig r;
+  r.theta = 10000;
+  const RopeTable plain = rope_table(r, 64, 4096);
+  r.scaling = RopeScaling::Linear;
+  r.factor = 4;
+  const RopeTable linear = rope_table(r, 64, 4096);
+  for (size_t i = 0; i < plain.inv_freq.size(); ++i) EXPECT_FLOAT_EQ(linear.inv_freq[i], plain.inv_freq[i] / 4);
+  r.scaling = RopeScaling::Yarn;
+  r.original_context = 4096;
+  const RopeTable yarn = rope_table(r, 64, 16384);
+  // High frequencies are kept, low ones interpolated, and cos/sin scaled by 0.1 ln(4) + 1.
+  EXPECT_FLOAT_EQ(yarn.inv_freq.front(), plain.inv_freq.front());
+  EXPECT_FLOAT_EQ(yarn.inv_freq.back(), plain.inv_freq.back() / 4);
+  EXPECT_NEAR(yarn.attention_scaling, 0.1 * std::log(4.0) + 1, 1e-6);
+}
+
+}  // namespace
+}  // namespace longqa
