@@ -6,6 +6,7 @@
 
 #include "engine/gguf.h"
 #include "engine/gguf_writer.h"
+#include "engine/pretokenizer.h"
 #include "engine/tokenizer.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -161,6 +162,68 @@ TEST(Tokenizer, SentencePieceMergesByScoreWithByteFallback) {
   test::TempDir dir2;
   const auto bare = load_tokenizer(write_spm_gguf(dir2, false));
   EXPECT_EQ(bare->encode("hello"), (std::vector<int32_t>{*bare->find("hello")}));
+}
+
+// A Llama-2/Mistral style tokenizer.json: BPE merges over ▁-marked text with byte fallback.
+std::string write_spm_json(const test::TempDir& dir, const nlohmann::json& normalizer, const nlohmann::json& pre_tokenizer) {
+  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    vocab[name] = 3 + b;
+  }
+  int next = 259;
+  for (const char* p : {"\xe2\x96\x81", "h", "e", "l", "o", "w", "r", "d", "he", "ll", "hell", "hello", "hello\xe2\x96\x81",
+                        "\xe2\x96\x81hello", "or", "\xe2\x96\x81w", "\xe2\x96\x81wor", "ld", "\xe2\x96\x81world"})
+    vocab[p] = next++;
+  const nlohmann::json merges = {"h e", "l l", "he ll", "hell o", "hello \xe2\x96\x81", "\xe2\x96\x81 hello", "o r",
+                                 "\xe2\x96\x81 w", "\xe2\x96\x81w or", "l d", "\xe2\x96\x81wor ld"};
+  const nlohmann::json j = {
+      {"added_tokens", {{{"id", 1}, {"content", "<s>"}, {"special", true}}, {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+      {"normalizer", normalizer},
+      {"pre_tokenizer", pre_tokenizer},
+      {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"byte_fallback", true}, {"vocab", vocab}, {"merges", merges}}}};
+  const std::string path = dir.file("tokenizer.json");
+  std::ofstream(path) << j.dump();
+  return path;
+}
+
+TEST(Tokenizer, SentencePieceFromTokenizerJson) {
+  const std::string sp = "\xe2\x96\x81";
+  {  // Llama-2 legacy: Prepend + Replace normalizer on every segment, merges may cross spaces.
+    test::TempDir dir;
+    const auto tok = load_tokenizer(write_spm_json(
+        dir, {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", sp}}, {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", sp}}}}},
+        nullptr));
+    auto id = [&](const std::string& p) { return *tok->find(p); };
+    // "hello ▁" outranks "▁ hello", so the space sticks to the end of the word.
+    EXPECT_EQ(tok->encode("hello world"), (std::vector<int32_t>{id(sp), id("hello" + sp), id("w"), id("or"), id("ld")}));
+    EXPECT_EQ(tok->encode("hello</s>hello"), (std::vector<int32_t>{id(sp + "hello"), 2, id(sp + "hello")}));
+    EXPECT_EQ(tok->decode(tok->encode("hello world")), "hello world");
+  }
+  {  // Metaspace, prefix on the first segment only, words split at ▁.
+    test::TempDir dir;
+    const auto tok = load_tokenizer(write_spm_json(
+        dir, nullptr, {{"type", "Metaspace"}, {"replacement", sp}, {"prepend_scheme", "first"}, {"split", true}}));
+    auto id = [&](const std::string& p) { return *tok->find(p); };
+    EXPECT_EQ(tok->encode("hello world"), (std::vector<int32_t>{id(sp + "hello"), id(sp + "world")}));
+    EXPECT_EQ(tok->encode("hello</s>hello"), (std::vector<int32_t>{id(sp + "hello"), 2, id("hello")}));
+    EXPECT_EQ(tok->encode("hi"), (std::vector<int32_t>{id(sp), id("h"), 3 + 'i'}));  // 'i' falls back to a byte
+  }
+}
+
+TEST(Pretokenizer, DigitGroupingFollowsEachFamily) {
+  auto split = [](const char* pattern, const std::string& text) {
+    std::vector<std::string> pieces;
+    Pretokenizer(pattern).split(text, [&](std::string_view p) { pieces.emplace_back(p); });
+    return pieces;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(split(regex::kLlama3, "abc 12345"), (V{"abc", " ", "123", "45"}));
+  EXPECT_EQ(split(regex::kQwen2, "abc 123"), (V{"abc", " ", "1", "2", "3"}));
+  EXPECT_EQ(split(regex::kGpt2, "abc 12345"), (V{"abc", " 12345"}));
+  EXPECT_EQ(split(regex::kLlama3, "I'LL go\n\n  x"), (V{"I", "'LL", " go", "\n\n", " ", " x"}));
+  EXPECT_THROW(Pretokenizer("(unclosed"), Error);
 }
 
 TEST(Utf8, CompletePrefixHoldsBackPartialCharacters) {

@@ -30,7 +30,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
     for (size_t i = 0; i < text.size(); ++i) {
       for (const AddedToken* t : added_by_first_byte_[static_cast<uint8_t>(text[i])]) {
         if (text.compare(i, t->content.size(), t->content) != 0) continue;
-        if (i > start) encode_plain(text.substr(start, i - start), out);
+        if (i > start) encode_plain(text.substr(start, i - start), start == 0, out);
         out.push_back(t->id);
         start = i + t->content.size();
         i = start - 1;
@@ -38,7 +38,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
       }
     }
   }
-  if (start < text.size()) encode_plain(text.substr(start), out);
+  if (start < text.size()) encode_plain(text.substr(start), start == 0, out);
   return out;
 }
 

@@ -45,8 +45,8 @@ class Tokenizer {
  protected:
   Tokenizer(std::vector<std::string> vocab, std::vector<AddedToken> added);
 
-  // Encodes text that contains no added tokens.
-  virtual void encode_plain(std::string_view text, std::vector<int32_t>& out) const = 0;
+  // Encodes text that contains no added tokens; at_start tells whether it begins the whole input.
+  virtual void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const = 0;
   virtual std::string token_bytes(int32_t id) const = 0;
   // Post-processing of a whole decoded sequence (e.g. the SentencePiece leading space).
   virtual void finish_decode(std::string&) const {}

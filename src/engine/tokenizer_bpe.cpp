@@ -63,7 +63,7 @@ class ByteLevelBpe final : public Tokenizer {
   std::string kind() const override { return "byte-level BPE"; }
 
  protected:
-  void encode_plain(std::string_view text, std::vector<int32_t>& out) const override {
+  void encode_plain(std::string_view text, bool /*at_start*/, std::vector<int32_t>& out) const override {
     std::string mapped;
     pretokenizer_.split(text, [&](std::string_view piece) {
       mapped.clear();

@@ -24,7 +24,9 @@ struct TokenizerSpec {
   std::string pattern;          // byte-level pre-tokenizer regex
   bool ignore_merges = false;   // byte-level: a pre-token in the vocabulary is emitted whole (Llama-3)
   std::vector<float> scores;    // SentencePiece
-  bool add_space_prefix = true; // SentencePiece
+  bool add_space_prefix = true; // SentencePiece: mark the start of text with ▁ ...
+  bool prefix_first_only = false;  // ... only at the start of the input, not after each special token
+  bool split_words = false;        // Metaspace(split=true): merges stay within ▁-started words
   int32_t unk_id = -1;          // SentencePiece
 };
 

@@ -95,7 +95,10 @@ TokenizerSpec spec_from_json(const json& j, const std::string& source) {
       }
       if (t == "Metaspace") {
         metaspace = true;
-        prepend_space = n.value("prepend_scheme", std::string("always")) != "never" && n.value("add_prefix_space", true);
+        const std::string scheme = n.value("prepend_scheme", std::string("always"));
+        prepend_space = scheme != "never" && n.value("add_prefix_space", true);
+        spec.prefix_first_only = scheme == "first";
+        spec.split_words = n.value("split", true);
       }
     });
   }

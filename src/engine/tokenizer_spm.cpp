@@ -36,14 +36,47 @@ class SentencePieceBpe final : public Tokenizer {
   std::string kind() const override { return "SentencePiece BPE"; }
 
  protected:
-  void encode_plain(std::string_view text, std::vector<int32_t>& out) const override {
+  void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const override {
     if (text.empty()) return;
     std::string s;
-    if (o_.add_space_prefix) s += kSpace;
+    if (o_.add_space_prefix && (at_start || !o_.prefix_first_only)) s += kSpace;
     for (char c : text) {
       if (c == ' ') s += kSpace;
       else s += c;
     }
+    if (!o_.split_words) return encode_word(s, out);
+    // Metaspace(split=true): every ▁ starts a new word, and merges never cross words.
+    size_t begin = 0;
+    for (size_t i = 1; i <= s.size(); ++i) {
+      if (i == s.size() || s.compare(i, kSpace.size(), kSpace) == 0) {
+        encode_word(std::string_view(s).substr(begin, i - begin), out);
+        begin = i;
+      }
+    }
+  }
+
+  std::string token_bytes(int32_t id) const override {
+    if (auto it = byte_of_token_.find(id); it != byte_of_token_.end()) return std::string(1, it->second);
+    std::string out;
+    const std::string& t = vocab_[static_cast<size_t>(id)];
+    for (size_t i = 0; i < t.size();) {
+      if (t.compare(i, kSpace.size(), kSpace) == 0) {
+        out += ' ';
+        i += kSpace.size();
+      } else {
+        out += t[i++];
+      }
+    }
+    return out;
+  }
+
+  void finish_decode(std::string& text) const override {
+    if (o_.add_space_prefix && !text.empty() && text[0] == ' ') text.erase(0, 1);
+  }
+
+ private:
+  // Merges the characters of one ▁-marked word, best pair first, and appends its ids.
+  void encode_word(std::string_view s, std::vector<int32_t>& out) const {
     struct Symbol {
       size_t begin, len;
       int prev, next;
@@ -98,26 +131,6 @@ class SentencePieceBpe final : public Tokenizer {
     }
   }
 
-  std::string token_bytes(int32_t id) const override {
-    if (auto it = byte_of_token_.find(id); it != byte_of_token_.end()) return std::string(1, it->second);
-    std::string out;
-    const std::string& t = vocab_[static_cast<size_t>(id)];
-    for (size_t i = 0; i < t.size();) {
-      if (t.compare(i, kSpace.size(), kSpace) == 0) {
-        out += ' ';
-        i += kSpace.size();
-      } else {
-        out += t[i++];
-      }
-    }
-    return out;
-  }
-
-  void finish_decode(std::string& text) const override {
-    if (o_.add_space_prefix && !text.empty() && text[0] == ' ') text.erase(0, 1);
-  }
-
- private:
   // Priority of merging the pair that spans `merged`, split after `left_len` bytes; none if not mergeable.
   std::optional<double> priority(std::string_view merged, size_t left_len) const {
     if (!o_.merges.empty()) {
