@@ -139,15 +139,19 @@ void cmd_logits(const ModelArgs& a, const std::string& ids_text, bool all) {
   const std::vector<int32_t> ids = parse_ids(ids_text);
   const auto model = a.load();
   Session s(*model, {.context = static_cast<int64_t>(ids.size()), .threads = a.threads});
-  std::vector<float> logits;
-  s.evaluate(ids, &logits, nullptr);
   const size_t v = static_cast<size_t>(model->config().vocab_size);
+  std::vector<float> logits;  // every position's row only when asked: a 128K prompt would need 64 GB
+  if (all) {
+    s.evaluate(ids, &logits, nullptr);
+  } else {
+    const auto last = s.decode(ids);
+    logits.assign(last.begin(), last.end());
+  }
   std::ostringstream out;
   out << "{\"logits\": [";
-  const size_t first = all ? 0 : ids.size() - 1;
-  for (size_t t = first; t < ids.size(); ++t) {
-    if (t > first) out << ", ";
-    print_floats(out, logits.data() + t * v, v);
+  for (size_t row = 0; row < logits.size() / v; ++row) {
+    if (row) out << ", ";
+    print_floats(out, logits.data() + row * v, v);
   }
   out << "]}\n";
   std::fputs(out.str().c_str(), stdout);
