@@ -197,6 +197,15 @@ TEST(Gguf, RandomCorruptionNeverCrashes) {
   EXPECT_GT(errors, 100);  // most corruptions are detected; none crash (ASan checks the rest)
 }
 
+TEST(Gguf, ReadsVersion2) {
+  test::TempDir dir;
+  const std::string path = dir.file("v2.gguf");
+  test::write_bytes(path, Bytes{}.header(0, 1, 2).kv_u32("answer", 42).b);
+  gguf::File f(path);
+  EXPECT_EQ(f.version(), 2u);
+  EXPECT_EQ(f.get_int("answer"), 42);
+}
+
 TEST(Gguf, MalformedHeaders) {
   expect_error(Bytes{}.pod<uint32_t>(0x12345678).pod<uint32_t>(3).pod<uint64_t>(0).pod<uint64_t>(0).b, "bad magic");
   expect_error(Bytes{}.pod<uint16_t>(1).b, "bad magic");

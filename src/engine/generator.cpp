@@ -51,6 +51,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
   size_t max_stop = 0;
   for (const auto& s : o.stop) max_stop = std::max(max_stop, s.size());
   pending.reserve(256 + max_stop);
+  r.text.reserve(static_cast<size_t>(std::min<int64_t>(budget, 1 << 16)) * 8);
 
   auto t0 = Clock::now();
   std::span<const float> logits = session.decode(prompt);
