@@ -31,7 +31,7 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
 
 // Weight bytes of the given type holding (a rounding of) values.
 std::vector<uint8_t> encode(WType t, const std::vector<float>& v) {
-  std::vector<uint8_t> out(v.size() * kernels::wtype_size(t));
+  std::vector<uint8_t> out(kernels::row_bytes(t, static_cast<int64_t>(v.size())));
   for (size_t i = 0; i < v.size(); ++i) {
     if (t == WType::F32) std::memcpy(&out[i * 4], &v[i], 4);
     else {
@@ -67,9 +67,10 @@ TEST(Kernels, MatmulMatchesTheReferenceAcrossThreadsAndBatches) {
     for (int64_t tokens : {1, 3, 17}) {
       const auto x = random_floats(static_cast<size_t>(tokens * cols), 4);
       std::vector<float> ref(static_cast<size_t>(tokens * rows)), fast(ref.size());
+      std::vector<uint8_t> scratch;
       kernels::matmul_reference(m, x.data(), tokens, ref.data());
       for (int threads : {1, 2, 3}) {
-        kernels::matmul(m, x.data(), tokens, fast.data(), threads);
+        kernels::matmul(m, x.data(), tokens, fast.data(), threads, scratch);
         for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(ref[i], fast[i], 1e-4) << kernels::wtype_name(t) << " " << i;
       }
     }

@@ -1,5 +1,9 @@
 #include "apps/commands.h"
 
+#include "apps/bench.h"
+#include "engine/quantize.h"
+#include "engine/random_model.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cmath>
@@ -8,6 +12,7 @@
 #include <iterator>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "engine/convert.h"
 #include "engine/generator.h"
@@ -282,6 +287,46 @@ int run_cli(int argc, char** argv) {
   convert->add_option("out", convert_out, "output .gguf path")->required();
   convert->add_option("--type", convert_type, "f32, f16 or bf16")->capture_default_str();
   convert->callback([&] { convert_hf_to_gguf(convert_in, convert_out, parse_convert_type(convert_type)); });
+
+  std::string quant_in, quant_out, quant_type;
+  int quant_threads = 0;
+  auto* quantize = app.add_subcommand("quantize", "rewrite a GGUF model in a quantized type");
+  quantize->add_option("in", quant_in, "input GGUF (F32, F16 or BF16 weights)")->required();
+  quantize->add_option("out", quant_out, "output GGUF")->required();
+  quantize->add_option("type", quant_type, "q8_0, q4_0, q4_k_m, q5_k_m, q6_k, f16 or bf16")->required();
+  quantize->add_option("-t,--threads", quant_threads, "worker threads (default: all)");
+  quantize->callback([&] {
+    quantize_gguf(quant_in, quant_out, parse_quant_mix(quant_type),
+                  quant_threads > 0 ? quant_threads : static_cast<int>(std::thread::hardware_concurrency()));
+  });
+
+  auto* model_cmd = app.add_subcommand("model", "make model files");
+  model_cmd->require_subcommand(1);
+  std::string shape, random_type = "f16", random_out;
+  uint64_t random_seed = 1;
+  int random_threads = 0;
+  auto* random = model_cmd->add_subcommand("random", "a model with random weights and a real shape, for benchmarks");
+  random->add_option("--shape", shape, "tiny, llama3-1b or llama3-8b")->required();
+  random->add_option("--type", random_type, "q8_0, q4_0, q4_k_m, q5_k_m, q6_k, f16 or bf16")->capture_default_str();
+  random->add_option("--out", random_out, "output GGUF")->required();
+  random->add_option("--seed", random_seed, "random seed")->capture_default_str();
+  random->add_option("-t,--threads", random_threads, "worker threads (default: all)");
+  random->callback([&] {
+    write_random_model(model_shape(shape), parse_quant_mix(random_type), random_out, random_seed,
+                       random_threads > 0 ? random_threads : static_cast<int>(std::thread::hardware_concurrency()));
+  });
+
+  BenchOptions bench_options;
+  auto* bench = app.add_subcommand("bench", "measure prompt processing and generation speed");
+  bench->add_option("-m,--model", bench_options.model, "GGUF file or HF model directory")->required();
+  bench->add_option("-p,--prompt", bench_options.prompt, "prompt tokens to process")->capture_default_str();
+  bench->add_option("-n,--generate", bench_options.generate, "tokens to generate")->capture_default_str();
+  bench->add_option("--depth", bench_options.depth, "tokens already in the cache")->capture_default_str();
+  bench->add_option("-t,--threads", bench_options.threads, "worker threads (default: all)");
+  bench->add_option("-r,--repetitions", bench_options.repetitions, "runs per figure (the median is shown)")->capture_default_str();
+  bench->add_option("--kv-type", bench_options.kv_type, "KV cache type")->capture_default_str();
+  bench->add_flag("--json", bench_options.json, "print one JSON object");
+  bench->callback([&] { run_bench(bench_options); });
 
   try {
     app.parse(argc, argv);

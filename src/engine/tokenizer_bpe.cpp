@@ -28,14 +28,12 @@ class ByteLevelBpe final : public Tokenizer {
       : Tokenizer(std::move(spec.vocab), std::move(spec.added)), pretokenizer_(spec.pattern), ignore_merges_(spec.ignore_merges) {
     const MergeList& merges = spec.merges;
     const auto map = bytes_to_unicode();
+    byte_char_ = byte_level_chars();
     std::unordered_map<char32_t, uint8_t> unmap;
-    for (int b = 0; b < 256; ++b) {
-      std::string s;
-      utf8::append(s, map[static_cast<size_t>(b)]);
-      byte_char_[static_cast<size_t>(b)] = s;
-      unmap[map[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
-      auto id = find(s);
-      byte_token_[static_cast<size_t>(b)] = id ? *id : -1;
+    for (size_t b = 0; b < 256; ++b) {
+      unmap[map[b]] = static_cast<uint8_t>(b);
+      auto id = find(byte_char_[b]);
+      byte_token_[b] = id ? *id : -1;
     }
     merges_.reserve(merges.size());
     for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -139,6 +137,13 @@ class ByteLevelBpe final : public Tokenizer {
 };
 
 }  // namespace
+
+std::array<std::string, 256> byte_level_chars() {
+  const auto map = bytes_to_unicode();
+  std::array<std::string, 256> chars;
+  for (size_t b = 0; b < 256; ++b) utf8::append(chars[b], map[b]);
+  return chars;
+}
 
 std::unique_ptr<Tokenizer> make_byte_level_bpe(TokenizerSpec spec) { return std::make_unique<ByteLevelBpe>(std::move(spec)); }
 

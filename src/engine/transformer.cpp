@@ -39,6 +39,13 @@ Session::Session(const Model& model, const SessionOptions& o)
   cos_.resize(b * static_cast<size_t>(c_.head_dim / 2));
   sin_.resize(cos_.size());
   logits_.resize(static_cast<size_t>(c_.vocab_size));
+  // Quantized activations for the widest matrix input, so that decoding never grows the scratch.
+  size_t act = 0;
+  auto widest = [&](const k::MatrixView& m) { act = std::max(act, k::act_row_bytes(m.type, m.cols)); };
+  widest(model.weights().output);
+  for (const LayerWeights& l : model.weights().layers)
+    for (const k::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) widest(*m);
+  act_scratch_.resize(act * b);
 }
 
 void Session::rewind(int64_t n) {
@@ -54,7 +61,7 @@ std::span<const float> Session::last_hidden() const {
 
 std::span<const float> Session::decode(std::span<const int32_t> tokens) {
   evaluate(tokens, nullptr, nullptr);
-  k::matmul(model_.weights().output, last_hidden().data(), 1, logits_.data(), threads_);
+  k::matmul(model_.weights().output, last_hidden().data(), 1, logits_.data(), threads_, act_scratch_);
   return logits_;
 }
 
@@ -73,7 +80,7 @@ void Session::evaluate(std::span<const int32_t> tokens, std::vector<float>* logi
     if (logits) {
       const size_t at = logits->size();
       logits->resize(at + static_cast<size_t>(n * c_.vocab_size));
-      k::matmul(model_.weights().output, normed_.data(), n, logits->data() + at, threads_);
+      k::matmul(model_.weights().output, normed_.data(), n, logits->data() + at, threads_, act_scratch_);
     }
   }
 }
@@ -99,9 +106,9 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
   for (int64_t l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
     for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps);
-    k::matmul(lw.wq, normed_.data(), n, q_.data(), threads_);
-    k::matmul(lw.wk, normed_.data(), n, k_.data(), threads_);
-    k::matmul(lw.wv, normed_.data(), n, v_.data(), threads_);
+    k::matmul(lw.wq, normed_.data(), n, q_.data(), threads_, act_scratch_);
+    k::matmul(lw.wk, normed_.data(), n, k_.data(), threads_, act_scratch_);
+    k::matmul(lw.wv, normed_.data(), n, v_.data(), threads_, act_scratch_);
     for (int64_t t = 0; t < n; ++t) {
       float* q = q_.data() + t * q_dim;
       float* kk = k_.data() + t * kv_dim;
@@ -119,14 +126,14 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
       }
     }
     attention(l, n);
-    k::matmul(lw.wo, attn_.data(), n, tmp_.data(), threads_);
+    k::matmul(lw.wo, attn_.data(), n, tmp_.data(), threads_, act_scratch_);
     k::add(x_.data(), tmp_.data(), n * H);
 
     for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.ffn_norm.data(), normed_.data() + t * H, H, eps);
-    k::matmul(lw.w_gate, normed_.data(), n, gate_.data(), threads_);
-    k::matmul(lw.w_up, normed_.data(), n, up_.data(), threads_);
+    k::matmul(lw.w_gate, normed_.data(), n, gate_.data(), threads_, act_scratch_);
+    k::matmul(lw.w_up, normed_.data(), n, up_.data(), threads_, act_scratch_);
     k::swiglu(gate_.data(), up_.data(), n * c_.ffn);
-    k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_);
+    k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_, act_scratch_);
     k::add(x_.data(), tmp_.data(), n * H);
   }
   for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps);

@@ -55,6 +55,7 @@ class Session {
   int64_t last_row_ = -1;  // row of normed_ holding the last token's hidden state
   KvCache cache_;
   std::vector<float> x_, normed_, q_, k_, v_, attn_, gate_, up_, tmp_, cos_, sin_, logits_;
+  std::vector<uint8_t> act_scratch_;
 };
 
 }  // namespace longqa

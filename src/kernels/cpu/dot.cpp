@@ -3,17 +3,41 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/quant.h"
 #include "util/fp16.h"
 
 namespace longqa::kernels {
 
-const char* wtype_name(WType t) {
-  switch (t) {
-    case WType::F32: return "F32";
-    case WType::F16: return "F16";
-    case WType::BF16: return "BF16";
+const WTypeInfo& wtype_info(WType t) {
+  static const WTypeInfo info[] = {
+      {"F32", 1, 4, ActType::F32},       {"F16", 1, 2, ActType::F32},        {"BF16", 1, 2, ActType::F32},
+      {"Q8_0", kQK, sizeof(BlockQ8_0), ActType::Q8_0}, {"Q4_0", kQK, sizeof(BlockQ4_0), ActType::Q8_0},
+      {"Q4_K", kQKK, sizeof(BlockQ4_K), ActType::Q8_K}, {"Q5_K", kQKK, sizeof(BlockQ5_K), ActType::Q8_K},
+      {"Q6_K", kQKK, sizeof(BlockQ6_K), ActType::Q8_K},
+  };
+  return info[static_cast<size_t>(t)];
+}
+
+size_t row_bytes(WType t, int64_t n) {
+  const WTypeInfo& i = wtype_info(t);
+  return static_cast<size_t>(n / i.block) * i.block_bytes;
+}
+
+size_t act_row_bytes(WType t, int64_t n) {
+  switch (wtype_info(t).act) {
+    case ActType::F32: return 0;
+    case ActType::Q8_0: return static_cast<size_t>(n / kQK) * sizeof(BlockQ8_0);
+    case ActType::Q8_K: return static_cast<size_t>(n / kQKK) * sizeof(BlockQ8_K);
   }
-  return "?";
+  return 0;
+}
+
+void quantize_activation(WType t, const float* x, void* out, int64_t n) {
+  switch (wtype_info(t).act) {
+    case ActType::F32: break;
+    case ActType::Q8_0: reference::quantize_q8_0(x, static_cast<BlockQ8_0*>(out), n); break;
+    case ActType::Q8_K: reference::quantize_q8_k(x, static_cast<BlockQ8_K*>(out), n); break;
+  }
 }
 
 namespace {
@@ -29,19 +53,22 @@ T element(const void* base, int64_t i) {
 
 namespace reference {
 
-float dot_f32(const void* w, const float* x, int64_t n) {
+float dot_f32(const void* w, const void* xv, int64_t n) {
+  const auto* x = static_cast<const float*>(xv);
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += element<float>(w, i) * x[i];
   return s;
 }
 
-float dot_f16(const void* w, const float* x, int64_t n) {
+float dot_f16(const void* w, const void* xv, int64_t n) {
+  const auto* x = static_cast<const float*>(xv);
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += f16_to_f32(element<uint16_t>(w, i)) * x[i];
   return s;
 }
 
-float dot_bf16(const void* w, const float* x, int64_t n) {
+float dot_bf16(const void* w, const void* xv, int64_t n) {
+  const auto* x = static_cast<const float*>(xv);
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += bf16_to_f32(element<uint16_t>(w, i)) * x[i];
   return s;
@@ -54,6 +81,11 @@ DotFn reference_dot_fn(WType t) {
     case WType::F32: return reference::dot_f32;
     case WType::F16: return reference::dot_f16;
     case WType::BF16: return reference::dot_bf16;
+    case WType::Q8_0: return reference::dot_q8_0;
+    case WType::Q4_0: return reference::dot_q4_0;
+    case WType::Q4_K: return reference::dot_q4_k;
+    case WType::Q5_K: return reference::dot_q5_k;
+    case WType::Q6_K: return reference::dot_q6_k;
   }
   return nullptr;
 }
@@ -65,6 +97,11 @@ DotFn dot_fn(WType t) {
       case WType::F32: return avx2::dot_f32;
       case WType::F16: return avx2::dot_f16;
       case WType::BF16: return avx2::dot_bf16;
+      case WType::Q8_0: return avx2::dot_q8_0;
+      case WType::Q4_0: return avx2::dot_q4_0;
+      case WType::Q4_K: return avx2::dot_q4_k;
+      case WType::Q5_K: return avx2::dot_q5_k;
+      case WType::Q6_K: return avx2::dot_q6_k;
     }
   }
   return reference_dot_fn(t);
@@ -81,6 +118,12 @@ void to_f32(WType t, const void* src, float* dst, int64_t n) {
     case WType::BF16:
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(element<uint16_t>(src, i));
       break;
+    // Quantized rows are byte arrays of packed structs: no alignment is needed to read them.
+    case WType::Q8_0: reference::dequantize_q8_0(static_cast<const BlockQ8_0*>(src), dst, n); break;
+    case WType::Q4_0: reference::dequantize_q4_0(static_cast<const BlockQ4_0*>(src), dst, n); break;
+    case WType::Q4_K: reference::dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, n); break;
+    case WType::Q5_K: reference::dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, n); break;
+    case WType::Q6_K: reference::dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n); break;
   }
 }
 

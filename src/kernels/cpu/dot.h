@@ -1,6 +1,8 @@
-// Dot products between a weight row (F32, F16 or BF16) and an F32 activation vector: the inner loop
-// of every matmul. `reference` functions are the plain scalar definitions the fast paths are tested
-// against; `dot_fn(type)` returns the fastest path this CPU supports (chosen at run time).
+// Weight types and the dot products between one weight row and one activation row: the inner loop of
+// every matmul. Float weights (F32, F16, BF16) meet F32 activations; block-quantized weights meet
+// activations quantized to Q8_0 (for Q8_0, Q4_0) or Q8_K (for K-quants), see quant.h.
+// `reference_dot_fn` gives the plain scalar definitions; `dot_fn` the fastest path this CPU supports,
+// chosen at run time.
 #pragma once
 
 #include <cstddef>
@@ -8,28 +10,43 @@
 
 namespace longqa::kernels {
 
-enum class WType { F32, F16, BF16 };
-const char* wtype_name(WType t);
-inline size_t wtype_size(WType t) { return t == WType::F32 ? 4 : 2; }
+enum class WType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
+enum class ActType { F32, Q8_0, Q8_K };
 
-using DotFn = float (*)(const void* w, const float* x, int64_t n);
+struct WTypeInfo {
+  const char* name;
+  int64_t block;       // elements per block (1 for float types)
+  size_t block_bytes;  // bytes per block
+  ActType act;         // the activation format its dot product takes
+};
+const WTypeInfo& wtype_info(WType t);
+inline const char* wtype_name(WType t) { return wtype_info(t).name; }
+// Bytes of a row of n elements (n a multiple of the block size).
+size_t row_bytes(WType t, int64_t n);
+// Bytes of a row of n activations in the format weights of type t take.
+size_t act_row_bytes(WType t, int64_t n);
 
-namespace reference {
-float dot_f32(const void* w, const float* x, int64_t n);
-float dot_f16(const void* w, const float* x, int64_t n);
-float dot_bf16(const void* w, const float* x, int64_t n);
-}  // namespace reference
+// Writes the activation row x (n floats) in the format weights of type t take; for float types the
+// activations are used as they are and nothing is written.
+void quantize_activation(WType t, const float* x, void* out, int64_t n);
 
-namespace avx2 {
-float dot_f32(const void* w, const float* x, int64_t n);
-float dot_f16(const void* w, const float* x, int64_t n);
-float dot_bf16(const void* w, const float* x, int64_t n);
-}  // namespace avx2
-
+using DotFn = float (*)(const void* w, const void* x, int64_t n);
 DotFn reference_dot_fn(WType t);
 DotFn dot_fn(WType t);
 
-// Converts n elements of a weight row to F32.
+// Converts (dequantizes) n elements of a weight row to F32.
 void to_f32(WType t, const void* src, float* dst, int64_t n);
+
+namespace reference {
+float dot_f32(const void* w, const void* x, int64_t n);
+float dot_f16(const void* w, const void* x, int64_t n);
+float dot_bf16(const void* w, const void* x, int64_t n);
+}  // namespace reference
+
+namespace avx2 {
+float dot_f32(const void* w, const void* x, int64_t n);
+float dot_f16(const void* w, const void* x, int64_t n);
+float dot_bf16(const void* w, const void* x, int64_t n);
+}  // namespace avx2
 
 }  // namespace longqa::kernels

@@ -52,8 +52,9 @@ float dot(const uint16_t* a, const float* x, int64_t n, Load load, Scalar scalar
 
 }  // namespace
 
-float dot_f32(const void* w, const float* x, int64_t n) {
+float dot_f32(const void* w, const void* xv, int64_t n) {
   const auto* a = static_cast<const float*>(w);
+  const auto* x = static_cast<const float*>(xv);
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -72,12 +73,12 @@ float dot_f32(const void* w, const float* x, int64_t n) {
   return s;
 }
 
-float dot_f16(const void* w, const float* x, int64_t n) {
-  return dot(static_cast<const uint16_t*>(w), x, n, load_f16, f16_to_f32);
+float dot_f16(const void* w, const void* x, int64_t n) {
+  return dot(static_cast<const uint16_t*>(w), static_cast<const float*>(x), n, load_f16, f16_to_f32);
 }
 
-float dot_bf16(const void* w, const float* x, int64_t n) {
-  return dot(static_cast<const uint16_t*>(w), x, n, load_bf16, bf16_to_f32);
+float dot_bf16(const void* w, const void* x, int64_t n) {
+  return dot(static_cast<const uint16_t*>(w), static_cast<const float*>(x), n, load_bf16, bf16_to_f32);
 }
 
 }  // namespace longqa::kernels::avx2

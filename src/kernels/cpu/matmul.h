@@ -1,8 +1,10 @@
 // Matrix products against weight matrices stored row-major as [rows = outputs, cols = inputs], the
-// layout of both HF checkpoints and GGUF files. Views only: the weights belong to the model.
+// layout of both HF checkpoints and GGUF files, in any weight type. Views only: the weights belong to
+// the model.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/dot.h"
 
@@ -14,15 +16,16 @@ struct MatrixView {
   int64_t rows = 0;
   int64_t cols = 0;
 
-  const void* row(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * static_cast<size_t>(cols) * wtype_size(type);
-  }
+  size_t row_stride() const { return row_bytes(type, cols); }
+  const void* row(int64_t r) const { return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride(); }
+  size_t bytes() const { return static_cast<size_t>(rows) * row_stride(); }
   explicit operator bool() const { return data != nullptr; }
 };
 
-// y[t * w.rows + r] = dot(w.row(r), x[t * w.cols ...]) for t < n_tokens. Rows are split across
-// n_threads; each weight row is read once per call and reused for all tokens.
-void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+// y[t * w.rows + r] = w.row(r) . x[t * w.cols ...] for t < n_tokens. Quantized weights first quantize
+// x into `scratch`, which grows only when too small: size it up front to keep a loop allocation-free.
+// Rows are split across n_threads; each weight row is read once per call and reused for all tokens.
+void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch);
 
 // The same product through the scalar reference dot: the definition fast paths are tested against.
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y);

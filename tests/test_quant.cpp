@@ -1,0 +1,150 @@
+// Block formats: hand-built blocks decode as ggml defines them, quantization error stays within
+// per-type bounds, integer dot products equal the dot of the dequantized rows, and the AVX2 paths
+// equal the scalar references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/dot.h"
+#include "kernels/cpu/quant.h"
+#include "util/fp16.h"
+
+namespace longqa::kernels {
+namespace {
+
+const WType kQuantTypes[] = {WType::Q8_0, WType::Q4_0, WType::Q4_K, WType::Q5_K, WType::Q6_K};
+
+std::vector<float> random_row(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<uint8_t> quantize(WType t, const std::vector<float>& x) {
+  std::vector<uint8_t> out(row_bytes(t, static_cast<int64_t>(x.size())));
+  const auto n = static_cast<int64_t>(x.size());
+  switch (t) {
+    case WType::Q8_0: reference::quantize_q8_0(x.data(), reinterpret_cast<BlockQ8_0*>(out.data()), n); break;
+    case WType::Q4_0: reference::quantize_q4_0(x.data(), reinterpret_cast<BlockQ4_0*>(out.data()), n); break;
+    case WType::Q4_K: reference::quantize_q4_k(x.data(), reinterpret_cast<BlockQ4_K*>(out.data()), n); break;
+    case WType::Q5_K: reference::quantize_q5_k(x.data(), reinterpret_cast<BlockQ5_K*>(out.data()), n); break;
+    case WType::Q6_K: reference::quantize_q6_k(x.data(), reinterpret_cast<BlockQ6_K*>(out.data()), n); break;
+    default: ADD_FAILURE();
+  }
+  return out;
+}
+
+TEST(Quant, HandBuiltBlocksDecodeAsGgmlDefinesThem) {
+  BlockQ4_0 q4{};
+  q4.d = f32_to_f16(0.5f);
+  q4.qs[0] = 0x2F;  // element 0: 15 - 8 = 7; element 16: 2 - 8 = -6
+  float y[256];
+  reference::dequantize_q4_0(&q4, y, 32);
+  EXPECT_EQ(y[0], 3.5f);
+  EXPECT_EQ(y[16], -3.0f);
+  EXPECT_EQ(y[1], -4.0f);  // nibble 0 -> -8
+
+  BlockQ4_K k4{};
+  k4.d = f32_to_f16(1.0f);
+  k4.dmin = f32_to_f16(0.5f);
+  k4.scales[1] = 3;                  // sub-block 1 scale 3
+  k4.scales[5] = 4;                  // sub-block 1 min 4
+  k4.scales[8] = 0x21;               // sub-block 4: scale low 4 bits 1, min low 4 bits 2
+  k4.scales[0] = 1 << 6;             // sub-block 4: scale high bits 01 -> scale 17
+  k4.scales[4] = 2 << 6;             // sub-block 4: min high bits 10 -> min 34
+  k4.qs[5] = 0x90;                   // element 32 + 5 (sub-block 1) = 9; element 5 (sub-block 0) = 0
+  k4.qs[64 + 7] = 0x0C;              // element 128 + 7 (sub-block 4) = 12
+  reference::dequantize_q4_k(&k4, y, 256);
+  EXPECT_EQ(y[37], 3 * 9 - 0.5f * 4);
+  EXPECT_EQ(y[135], 17 * 12 - 0.5f * 34);
+  EXPECT_EQ(y[5], 0.0f);
+
+  BlockQ6_K k6{};
+  k6.d = f32_to_f16(2.0f);
+  k6.scales[0] = -3;
+  k6.scales[6] = 5;   // elements 96..111
+  k6.ql[0] = 0x1F;    // element 0 low 4 bits 15; element 64 low bits 1
+  k6.qh[0] = 0x02;    // element 0 high bits 2 -> level 47 -> 15
+  k6.ql[33] = 0x30;   // element 97 low bits 3
+  k6.qh[1] = 0xC0;    // element 97 high bits 3 -> level 51 -> 19
+  reference::dequantize_q6_k(&k6, y, 256);
+  EXPECT_EQ(y[0], 2.0f * -3 * 15);
+  EXPECT_EQ(y[97], 2.0f * 5 * 19);
+}
+
+TEST(Quant, ErrorStaysWithinPerTypeBounds) {
+  // RMS error relative to the RMS of N(0, 1) data; the bounds sit above what each format reaches.
+  const std::vector<std::pair<WType, double>> bounds = {
+      {WType::Q8_0, 0.006}, {WType::Q6_K, 0.02}, {WType::Q5_K, 0.04}, {WType::Q4_K, 0.08}, {WType::Q4_0, 0.12}};
+  const auto x = random_row(256 * 64, 11);
+  for (const auto& [t, bound] : bounds) {
+    const auto q = quantize(t, x);
+    std::vector<float> back(x.size());
+    to_f32(t, q.data(), back.data(), static_cast<int64_t>(x.size()));
+    double err = 0;
+    for (size_t i = 0; i < x.size(); ++i) err += (x[i] - back[i]) * (x[i] - back[i]);
+    err = std::sqrt(err / static_cast<double>(x.size()));
+    EXPECT_LT(err, bound) << wtype_name(t);
+    RecordProperty(std::string("rms_error_") + wtype_name(t), std::to_string(err));
+  }
+}
+
+TEST(Quant, IntegerDotEqualsTheDotOfDequantizedRows) {
+  for (WType t : kQuantTypes) {
+    for (int64_t n : {256, 512, 2048}) {
+      const auto w = quantize(t, random_row(n, 1));
+      const auto x = random_row(n, 2);
+      std::vector<uint8_t> act(act_row_bytes(t, n));
+      quantize_activation(t, x.data(), act.data(), n);
+      // Dequantize both sides and take a float dot: the integer path must agree to rounding.
+      std::vector<float> wf(static_cast<size_t>(n)), xf(static_cast<size_t>(n));
+      to_f32(t, w.data(), wf.data(), n);
+      if (wtype_info(t).act == ActType::Q8_0) reference::dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(act.data()), xf.data(), n);
+      else {
+        const auto* b = reinterpret_cast<const BlockQ8_K*>(act.data());
+        for (int64_t i = 0; i < n; ++i) xf[static_cast<size_t>(i)] = b[i / kQKK].d * b[i / kQKK].qs[i % kQKK];
+      }
+      double expected = 0, magnitude = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        expected += static_cast<double>(wf[static_cast<size_t>(i)]) * xf[static_cast<size_t>(i)];
+        magnitude += std::fabs(static_cast<double>(wf[static_cast<size_t>(i)]) * xf[static_cast<size_t>(i)]);
+      }
+      const float got = reference_dot_fn(t)(w.data(), act.data(), n);
+      EXPECT_NEAR(got, expected, 1e-5 * magnitude + 1e-6) << wtype_name(t) << " n=" << n;
+    }
+  }
+}
+
+TEST(Quant, Avx2DotsEqualTheReference) {
+  if (!cpu_features().avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference path runs";
+  for (WType t : kQuantTypes) {
+    for (int64_t n : {256, 768, 4096}) {
+      auto w = quantize(t, random_row(n, 3));
+      w.insert(w.begin(), 0);  // rows may start at any byte offset
+      const auto x = random_row(n, 4);
+      std::vector<uint8_t> act(act_row_bytes(t, n) + 1);
+      quantize_activation(t, x.data(), act.data() + 1, n);
+      const float ref = reference_dot_fn(t)(w.data() + 1, act.data() + 1, n);
+      const float fast = dot_fn(t)(w.data() + 1, act.data() + 1, n);
+      EXPECT_NEAR(fast, ref, 1e-5 * std::fabs(ref) + 1e-4) << wtype_name(t) << " n=" << n;
+    }
+  }
+}
+
+TEST(Quant, ZeroRowsStayZero) {
+  for (WType t : kQuantTypes) {
+    const std::vector<float> zeros(256, 0.0f);
+    const auto q = quantize(t, zeros);
+    std::vector<float> back(256, 1.0f);
+    to_f32(t, q.data(), back.data(), 256);
+    for (float v : back) ASSERT_EQ(v, 0.0f) << wtype_name(t);
+  }
+}
+
+}  // namespace
+}  // namespace longqa::kernels
