@@ -1,6 +1,6 @@
 // Scalar references for the block formats: plain loops over unpacked integer levels, the definitions
-// the AVX2 paths are tested against. Quantizers pick scales by min/max with one least-squares
-// refinement per sub-block; any encoding they produce is a valid ggml block.
+// the AVX2 paths are tested against. Quantizers search each sub-block's scale (and offset) for the
+// least squared error; any encoding they produce is a valid ggml block.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -42,28 +42,44 @@ void unpack_q6_k(const BlockQ6_K& b, int8_t* q) {
 }
 
 // Asymmetric quantization of 32 values to levels 0..max_level as x ~ scale * q - min (min >= 0).
+// Tries a range of grid spacings around (max - min) / max_level; for each, assigns levels and fits
+// scale and offset by least squares; keeps the fit with the smallest squared error.
 void fit_affine(const float* x, int max_level, float& scale, float& min) {
-  float lo = *std::min_element(x, x + 32), hi = *std::max_element(x, x + 32);
-  lo = std::min(lo, 0.0f);
+  const float lo = std::min(*std::min_element(x, x + 32), 0.0f), hi = *std::max_element(x, x + 32);
   scale = (hi - lo) / static_cast<float>(max_level);
   min = -lo;
   if (scale <= 0) return;
-  // One least-squares pass over the chosen levels tightens scale and offset.
-  double sq = 0, sqq = 0, sx = 0, sxq = 0;
-  for (int l = 0; l < 32; ++l) {
-    const int q = std::clamp(nearest((x[l] + min) / scale), 0, max_level);
-    sq += q;
-    sqq += q * q;
-    sx += x[l];
-    sxq += static_cast<double>(x[l]) * q;
-  }
-  const double det = 32 * sqq - sq * sq;
-  if (det <= 0) return;
-  const double s = (32 * sxq - sq * sx) / det;
-  const double b = (sx - s * sq) / 32;  // x ~ s q + b
-  if (s > 0 && b <= 0) {
-    scale = static_cast<float>(s);
-    min = static_cast<float>(-b);
+  auto error = [&](float s, float m) {
+    double e = 0;
+    for (int l = 0; l < 32; ++l) {
+      const int q = std::clamp(nearest((x[l] + m) / s), 0, max_level);
+      const double d = s * q - m - x[l];
+      e += d * d;
+    }
+    return e;
+  };
+  double best = error(scale, min);
+  for (int step = -10; step <= 10; ++step) {
+    const float trial = (hi - lo) / (static_cast<float>(max_level) + 0.1f * static_cast<float>(step));
+    double sq = 0, sqq = 0, sx = 0, sxq = 0;
+    for (int l = 0; l < 32; ++l) {
+      const int q = std::clamp(nearest((x[l] - lo) / trial), 0, max_level);
+      sq += q;
+      sqq += q * q;
+      sx += x[l];
+      sxq += static_cast<double>(x[l]) * q;
+    }
+    const double det = 32 * sqq - sq * sq;
+    if (det <= 0) continue;
+    const double s_fit = (32 * sxq - sq * sx) / det;
+    const double b_fit = std::min((sx - s_fit * sq) / 32, 0.0);  // x ~ s q + b, with b <= 0
+    if (s_fit <= 0) continue;
+    const double e = error(static_cast<float>(s_fit), static_cast<float>(-b_fit));
+    if (e < best) {
+      best = e;
+      scale = static_cast<float>(s_fit);
+      min = static_cast<float>(-b_fit);
+    }
   }
 }
 
