@@ -323,13 +323,13 @@ TEST(GgufModel, ShapeMismatch) {
 TEST(GgufModel, QuantizedTypeIsRefusedByName) {
   TempDir dir;
   const auto path = rewrite_fixture(dir, [](const gguf::TensorInfo& t, TensorType& type, auto&, std::vector<uint8_t>& data) {
-    if (t.name == "blk.0.ffn_gate.weight") {  // [128, 384] F32 -> Q8_0: 384 rows of 4 blocks
-      type = TensorType::Q8_0;
-      data.assign(384 * 4 * 34, 0);
+    if (t.name == "blk.0.ffn_gate.weight") {  // [128, 384] F32 -> IQ4_NL: 384 rows of 4 blocks
+      type = TensorType::IQ4_NL;
+      data.assign(384 * 4 * 18, 0);
     }
     return true;
   });
-  expect_model_error(path, "tensor 'blk.0.ffn_gate.weight' has type Q8_0, which this build cannot compute yet");
+  expect_model_error(path, "tensor 'blk.0.ffn_gate.weight' has type IQ4_NL, which this build cannot compute yet");
 }
 
 TEST(GgufModel, UnsupportedArchitectureAndBadHyperParameters) {

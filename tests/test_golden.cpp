@@ -164,6 +164,19 @@ TEST(Session, FullTrainedContextIsAllocatedOnRequest) {
   EXPECT_EQ(s.cache_bytes(), size_t{2} * 4 * 2 * 131072 * 16 * sizeof(float));
 }
 
+TEST(Session, HalfPrecisionKvCachesStayClose) {
+  const auto model = Model::load(test::model_dir("tiny-llama3"));
+  const auto ids = test::read_json(test::data("prompts.json"))["long"].get<std::vector<int32_t>>();
+  const auto ref = test::ref()["models"]["tiny-llama3"]["long"]["last_logits"].get<std::vector<double>>();
+  for (const auto& [type, bound] : {std::pair{kernels::WType::F16, 1e-2}, std::pair{kernels::WType::BF16, 5e-2}}) {
+    Session s(*model, {.context = 300, .threads = 2, .kv_type = type});
+    EXPECT_LE(max_abs_diff(s.decode(ids).data(), ref), bound) << kernels::wtype_name(type);
+  }
+  // Q8_0 rows need a head size divisible by 32; the fixtures' is 16.
+  EXPECT_THROW(Session(*model, {.context = 8, .kv_type = kernels::WType::Q8_0}), Error);
+  EXPECT_THROW(Session(*model, {.context = 8, .kv_type = kernels::WType::Q4_K}), Error);
+}
+
 TEST(Convert, HalfPrecisionFilesStayClose) {
   const auto ids = test::read_json(test::data("prompts.json"))["medium"].get<std::vector<int32_t>>();
   for (const std::string& m : {std::string("tiny-llama3"), std::string("tiny-qwen2")}) {

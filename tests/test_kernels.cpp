@@ -77,25 +77,59 @@ TEST(Kernels, MatmulMatchesTheReferenceAcrossThreadsAndBatches) {
   }
 }
 
-TEST(Kernels, StreamingAttentionMatchesTwoPassSoftmax) {
-  for (int64_t hd : {16, 64, 128}) {
-    for (int64_t n : {1, 2, 63, 64, 65, 129, 1000}) {
-      const auto q = random_floats(static_cast<size_t>(hd), 5);
-      const auto k = random_floats(static_cast<size_t>(n * hd), 6);
-      const auto v = random_floats(static_cast<size_t>(n * hd), 7);
-      std::vector<float> ref(static_cast<size_t>(hd)), out(ref.size());
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      kernels::attend_reference(q.data(), k.data(), v.data(), n, hd, scale, ref.data());
-      kernels::attend(q.data(), k.data(), v.data(), n, hd, scale, out.data());
-      for (int64_t d = 0; d < hd; ++d) ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>(d)], 2e-5) << "n=" << n;
+// Rows of `type` holding the given floats, and the floats they decode back to.
+struct EncodedRows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> decoded;
+  size_t stride;
+};
+EncodedRows encode_rows(WType t, const std::vector<float>& v, int64_t n, int64_t hd) {
+  EncodedRows e{std::vector<uint8_t>(kernels::row_bytes(t, hd) * static_cast<size_t>(n)), std::vector<float>(v.size()),
+                kernels::row_bytes(t, hd)};
+  for (int64_t j = 0; j < n; ++j) {
+    kernels::from_f32(t, v.data() + j * hd, e.bytes.data() + static_cast<size_t>(j) * e.stride, hd);
+    kernels::to_f32(t, e.bytes.data() + static_cast<size_t>(j) * e.stride, e.decoded.data() + j * hd, hd);
+  }
+  return e;
+}
+
+TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
+  for (WType t : {WType::F32, WType::F16, WType::BF16, WType::Q8_0}) {
+    for (int64_t hd : {32, 64, 128}) {
+      for (int64_t group : {1, 4}) {
+        for (int64_t n : {1, 2, 63, 64, 65, 129, 1000}) {
+          const auto q = random_floats(static_cast<size_t>(group * hd), 5);
+          const auto k = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 6), n, hd);
+          const auto v = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 7), n, hd);
+          std::vector<float> out(static_cast<size_t>(group * hd)), ref(static_cast<size_t>(hd));
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          kernels::AttentionScratch scratch(group, hd, t);
+          kernels::attend_group(q.data(), group, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, n, hd, scale,
+                                out.data(), scratch);
+          // Against the definition over the decoded rows; Q8_0 keys also round the query to 8 bits.
+          const double tol = t == WType::Q8_0 ? 2e-2 : 2e-5;
+          for (int64_t g = 0; g < group; ++g) {
+            kernels::attend_reference(q.data() + g * hd, k.decoded.data(), v.decoded.data(), n, hd, scale, ref.data());
+            for (int64_t d = 0; d < hd; ++d)
+              ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>(g * hd + d)], tol)
+                  << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " head " << g;
+          }
+        }
+      }
     }
   }
-  // Large score gaps must not overflow: one key dominates completely.
-  std::vector<float> q(16, 0.0f), k(32 * 16, 0.0f), v(32 * 16, 1.0f), out(16);
+}
+
+TEST(Kernels, AttentionSurvivesLargeScoreGaps) {
+  // One key dominates completely: no overflow, and the output is its value.
+  std::vector<float> q(32, 0.0f), k(32 * 32, 0.0f), v(32 * 32, 1.0f), out(32);
   q[0] = 1000.0f;
-  k[5 * 16] = 1000.0f;
-  for (int d = 0; d < 16; ++d) v[5 * 16 + d] = 7.0f;
-  kernels::attend(q.data(), k.data(), v.data(), 32, 16, 1.0f, out.data());
+  k[5 * 32] = 1000.0f;
+  for (int d = 0; d < 32; ++d) v[5 * 32 + d] = 7.0f;
+  kernels::AttentionScratch scratch(1, 32, WType::F32);
+  const auto* kb = reinterpret_cast<const uint8_t*>(k.data());
+  const auto* vb = reinterpret_cast<const uint8_t*>(v.data());
+  kernels::attend_group(q.data(), 1, {WType::F32, kb, 128}, {WType::F32, vb, 128}, 32, 32, 1.0f, out.data(), scratch);
   EXPECT_FLOAT_EQ(out[3], 7.0f);
 }
 

@@ -9,6 +9,7 @@
 #include "engine/quantize.h"
 #include "engine/random_model.h"
 #include "engine/transformer.h"
+#include "kernels/cpu/dot.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -64,6 +65,32 @@ TEST(Quantize, RandomTinyModelStaysWithinKlBounds) {
     EXPECT_LT(kl, b.kl) << b.type;
     RecordProperty(std::string("kl_") + b.type, std::to_string(kl));
   }
+}
+
+TEST(Quantize, Q8KvCacheStaysWithinKlBound) {
+  test::TempDir dir;
+  write_random_model(model_shape("tiny"), QuantMix::F16, dir.file("m.gguf"), 3, 2);  // head size 32
+  const auto model = Model::load(dir.file("m.gguf"));
+  const auto ids = test::read_json(test::data("prompts.json"))["long"].get<std::vector<int32_t>>();
+  std::vector<float> ref, q8;
+  Session a(*model, {.context = 300, .threads = 2});
+  a.evaluate(ids, &ref, nullptr);
+  Session b(*model, {.context = 300, .threads = 2, .kv_type = kernels::WType::Q8_0});
+  b.evaluate(ids, &q8, nullptr);
+  double kl = 0;
+  const size_t v = static_cast<size_t>(model->config().vocab_size);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    auto lsm = [&](const std::vector<float>& l, size_t i) {
+      const float* r = l.data() + t * v;
+      double mx = *std::max_element(r, r + v), z = 0;
+      for (size_t j = 0; j < v; ++j) z += std::exp(r[j] - mx);
+      return r[i] - mx - std::log(z);
+    };
+    for (size_t i = 0; i < v; ++i) kl += std::exp(lsm(ref, i)) * (lsm(ref, i) - lsm(q8, i));
+  }
+  kl /= static_cast<double>(ids.size());
+  EXPECT_LT(kl, 1e-3);
+  RecordProperty("kl_kv_q8_0", std::to_string(kl));
 }
 
 TEST(Quantize, FixtureModelsStayClose) {

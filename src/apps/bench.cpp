@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "util/error.h"
@@ -33,12 +34,12 @@ double peak_rss_mb() {
 
 void run_bench(const BenchOptions& o) {
   if (o.prompt < 0 || o.generate < 0 || o.depth < 0 || o.repetitions < 1) throw Error("bench: counts must not be negative");
-  if (o.kv_type != "f32") throw Error("--kv-type " + o.kv_type + ": only f32 KV caches exist in this build");
+  const kernels::WType kv_type = parse_kv_type(o.kv_type);
   const auto model = Model::load(o.model);
   const ModelConfig& c = model->config();
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t ctx = o.depth + std::max(o.prompt, o.generate) + 1;
-  Session s(*model, {.context = ctx, .batch = 512, .threads = threads});
+  Session s(*model, {.context = ctx, .batch = 512, .threads = threads, .kv_type = kv_type});
 
   std::mt19937 rng(42);
   auto random_tokens = [&](int64_t n) {
@@ -57,7 +58,7 @@ void run_bench(const BenchOptions& o) {
       weight_bytes += static_cast<double>(m->bytes());
       matmul_params += static_cast<double>(m->rows * m->cols);
     }
-  const double kv_row_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim) * sizeof(float);
+  const double kv_row_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads) * static_cast<double>(kernels::row_bytes(kv_type, c.head_dim));
   auto attention_flops = [&](double positions) { return 4.0 * c.n_layers * c.n_heads * c.head_dim * positions; };
 
   std::vector<double> pp_s, tg_s;
@@ -96,7 +97,8 @@ void run_bench(const BenchOptions& o) {
     return;
   }
   std::printf("model:    %s (%.2f GB of weights read per token)\n", o.model.c_str(), weight_bytes / 1e9);
-  std::printf("threads:  %d, depth %lld, repetitions %d (medians)\n", threads, static_cast<long long>(o.depth), o.repetitions);
+  std::printf("threads:  %d, depth %lld, KV cache %s (%.2f GB), repetitions %d (medians)\n", threads,
+              static_cast<long long>(o.depth), o.kv_type.c_str(), static_cast<double>(s.cache_bytes()) / 1e9, o.repetitions);
   if (o.prompt > 0) std::printf("pp%-6lld %10.2f tok/s  %8.1f GFLOP/s\n", static_cast<long long>(o.prompt), pp_tok_s, gflop_s);
   if (o.generate > 0) std::printf("tg%-6lld %10.2f tok/s  %8.2f GB/s\n", static_cast<long long>(o.generate), tg_tok_s, gb_s);
   std::printf("peak RSS: %.1f MB\n", peak_rss_mb());

@@ -17,6 +17,7 @@
 #include "engine/convert.h"
 #include "engine/generator.h"
 #include "engine/gguf.h"
+#include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "util/error.h"
@@ -196,6 +197,7 @@ void cmd_embed(const ModelArgs& a, const std::optional<std::string>& ids_text, c
 
 struct RunArgs {
   std::string prompt;
+  std::string kv_type = "f32";
   int64_t n_predict = 256;
   int64_t ctx = 0;
   bool no_bos = false;
@@ -213,7 +215,7 @@ void cmd_run(const ModelArgs& a, RunArgs r) {
   if (r.n_predict < 0) throw Error("-n must not be negative");
   const int64_t need = static_cast<int64_t>(prompt.size()) + r.n_predict;
   const int64_t ctx = r.ctx > 0 ? r.ctx : std::min<int64_t>(need, model->config().context_length);
-  Session s(*model, {.context = ctx, .threads = a.threads});
+  Session s(*model, {.context = ctx, .threads = a.threads, .kv_type = parse_kv_type(r.kv_type)});
   GenerateOptions g;
   g.max_tokens = r.n_predict;
   g.sampling = r.sampling;
@@ -270,6 +272,7 @@ int run_cli(int argc, char** argv) {
   gen->add_option("-p,--prompt", run.prompt, "the prompt text")->required();
   gen->add_option("-n,--n-predict", run.n_predict, "tokens to generate at most")->capture_default_str();
   gen->add_option("--ctx", run.ctx, "KV-cache size in tokens (default: prompt + n, up to the model's context)");
+  gen->add_option("--kv-type", run.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   gen->add_option("--temp", run.sampling.temperature, "temperature; 0 = greedy")->capture_default_str();
   gen->add_option("--top-k", run.sampling.top_k, "keep the k most likely tokens; 0 = off")->capture_default_str();
   gen->add_option("--top-p", run.sampling.top_p, "nucleus sampling mass; 1 = off")->capture_default_str();
@@ -324,7 +327,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--depth", bench_options.depth, "tokens already in the cache")->capture_default_str();
   bench->add_option("-t,--threads", bench_options.threads, "worker threads (default: all)");
   bench->add_option("-r,--repetitions", bench_options.repetitions, "runs per figure (the median is shown)")->capture_default_str();
-  bench->add_option("--kv-type", bench_options.kv_type, "KV cache type")->capture_default_str();
+  bench->add_option("--kv-type", bench_options.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "print one JSON object");
   bench->callback([&] { run_bench(bench_options); });
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <thread>
 
+#include <omp.h>
+
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/ops.h"
 #include "util/error.h"
@@ -20,7 +22,7 @@ Session::Session(const Model& model, const SessionOptions& o)
       c_(model.config()),
       batch_(std::max<int64_t>(1, o.batch)),
       threads_(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-      cache_(c_.n_layers, c_.n_kv_heads, c_.head_dim, o.context > 0 ? o.context : c_.context_length) {
+      cache_(c_.n_layers, c_.n_kv_heads, c_.head_dim, o.context > 0 ? o.context : c_.context_length, o.kv_type) {
   if (o.context > c_.context_length)
     throw Error("context " + std::to_string(o.context) + " exceeds the model's " + std::to_string(c_.context_length) +
                 " positions; raise it with RoPE scaling options if the model supports it");
@@ -46,6 +48,8 @@ Session::Session(const Model& model, const SessionOptions& o)
   for (const LayerWeights& l : model.weights().layers)
     for (const k::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) widest(*m);
   act_scratch_.resize(act * b);
+  attention_scratch_.reserve(static_cast<size_t>(threads_));
+  for (int i = 0; i < threads_; ++i) attention_scratch_.emplace_back(c_.n_heads / c_.n_kv_heads, c_.head_dim, o.kv_type);
 }
 
 void Session::rewind(int64_t n) {
@@ -120,10 +124,7 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
       }
       k::rope(q, c_.n_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
       k::rope(kk, c_.n_kv_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
-      for (int64_t h = 0; h < c_.n_kv_heads; ++h) {
-        std::memcpy(cache_.keys(l, h) + (position_ + t) * hd, kk + h * hd, static_cast<size_t>(hd) * sizeof(float));
-        std::memcpy(cache_.values(l, h) + (position_ + t) * hd, vv + h * hd, static_cast<size_t>(hd) * sizeof(float));
-      }
+      for (int64_t h = 0; h < c_.n_kv_heads; ++h) cache_.store(l, h, position_ + t, kk + h * hd, vv + h * hd);
     }
     attention(l, n);
     k::matmul(lw.wo, attn_.data(), n, tmp_.data(), threads_, act_scratch_);
@@ -145,14 +146,16 @@ void Session::attention(int64_t layer, int64_t n) {
   const int64_t hd = c_.head_dim, group = c_.n_heads / c_.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t window = c_.sliding_window;
+  // Each (token, KV head) pair is one task: the query heads of a group share their keys and values.
 #pragma omp parallel for collapse(2) num_threads(threads_) schedule(dynamic, 1) if (threads_ > 1)
   for (int64_t t = 0; t < n; ++t) {
-    for (int64_t h = 0; h < c_.n_heads; ++h) {
+    for (int64_t kvh = 0; kvh < c_.n_kv_heads; ++kvh) {
       const int64_t pos = position_ + t;
       const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-      const int64_t kvh = h / group;
-      k::attend(q_.data() + (t * c_.n_heads + h) * hd, cache_.keys(layer, kvh) + first * hd,
-                cache_.values(layer, kvh) + first * hd, pos - first + 1, hd, scale, attn_.data() + (t * c_.n_heads + h) * hd);
+      const int64_t head0 = kvh * group;
+      k::attend_group(q_.data() + (t * c_.n_heads + head0) * hd, group, cache_.keys(layer, kvh, first),
+                      cache_.values(layer, kvh, first), pos - first + 1, hd, scale, attn_.data() + (t * c_.n_heads + head0) * hd,
+                      attention_scratch_[static_cast<size_t>(omp_get_thread_num())]);
     }
   }
 }

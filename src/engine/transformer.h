@@ -17,6 +17,7 @@ struct SessionOptions {
   int64_t context = 0;  // KV-cache positions; 0 = the model's trained context
   int64_t batch = 256;  // tokens per prefill chunk
   int threads = 0;      // 0 = all hardware threads
+  kernels::WType kv_type = kernels::WType::F32;  // f32, f16, bf16 or q8_0
 };
 
 class Session {
@@ -56,6 +57,7 @@ class Session {
   KvCache cache_;
   std::vector<float> x_, normed_, q_, k_, v_, attn_, gate_, up_, tmp_, cos_, sin_, logits_;
   std::vector<uint8_t> act_scratch_;
+  std::vector<kernels::AttentionScratch> attention_scratch_;  // one per thread
 };
 
 }  // namespace longqa

@@ -3,40 +3,67 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
-
-#include "kernels/cpu/dot.h"
 
 namespace longqa::kernels {
 
-void attend(const float* q, const float* k, const float* v, int64_t n_keys, int64_t head_dim, float scale, float* out) {
-  constexpr int64_t kTile = 64;
-  const DotFn dot = dot_fn(WType::F32);
-  float scores[kTile];
-  float running_max = -std::numeric_limits<float>::infinity();
-  float running_sum = 0;
-  std::fill(out, out + head_dim, 0.0f);
+AttentionScratch::AttentionScratch(int64_t group, int64_t head_dim, WType k_type)
+    : max_(static_cast<size_t>(group)),
+      sum_(static_cast<size_t>(group)),
+      scores_(static_cast<size_t>(group * kTile)),
+      values_(static_cast<size_t>(kTile * head_dim)),
+      query_(static_cast<size_t>(group) * std::max(act_row_bytes(k_type, head_dim), static_cast<size_t>(head_dim) * sizeof(float))) {}
+
+void attend_group(const float* q, int64_t group, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim,
+                  float scale, float* out, AttentionScratch& s) {
+  constexpr int64_t kTile = AttentionScratch::kTile;
+  const DotFn dot = dot_fn(k.type);
+  // Queries in the format the keys' dot product takes (F32 keys take them as they are).
+  const size_t q_stride = act_row_bytes(k.type, head_dim);
+  const uint8_t* queries = reinterpret_cast<const uint8_t*>(q);
+  if (q_stride > 0) {
+    for (int64_t g = 0; g < group; ++g) quantize_activation(k.type, q + g * head_dim, s.query() + g * q_stride, head_dim);
+    queries = s.query();
+  }
+  const size_t q_row = q_stride > 0 ? q_stride : static_cast<size_t>(head_dim) * sizeof(float);
+
+  float* running_max = s.running_max();
+  float* running_sum = s.running_sum();
+  std::fill(running_max, running_max + group, -std::numeric_limits<float>::infinity());
+  std::fill(running_sum, running_sum + group, 0.0f);
+  std::fill(out, out + group * head_dim, 0.0f);
   for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
     const int64_t n = std::min(kTile, n_keys - j0);
-    float tile_max = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; ++j) {
-      scores[j] = scale * dot(k + (j0 + j) * head_dim, q, head_dim);
-      tile_max = std::max(tile_max, scores[j]);
+    // Values of the tile as F32 rows, decoded once for every head of the group.
+    const float* values = reinterpret_cast<const float*>(v.row(j0));
+    if (v.type != WType::F32) {
+      for (int64_t j = 0; j < n; ++j) to_f32(v.type, v.row(j0 + j), s.values() + j * head_dim, head_dim);
+      values = s.values();
     }
-    const float new_max = std::max(running_max, tile_max);
-    const float correction = std::exp(running_max - new_max);
-    running_sum *= correction;
-    for (int64_t d = 0; d < head_dim; ++d) out[d] *= correction;
-    for (int64_t j = 0; j < n; ++j) {
-      const float p = std::exp(scores[j] - new_max);
-      running_sum += p;
-      const float* vj = v + (j0 + j) * head_dim;
-      for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vj[d];
+    for (int64_t g = 0; g < group; ++g) {
+      float* scores = s.scores() + g * kTile;
+      const uint8_t* qg = queries + static_cast<size_t>(g) * q_row;
+      float tile_max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < n; ++j) {
+        scores[j] = scale * dot(k.row(j0 + j), qg, head_dim);
+        tile_max = std::max(tile_max, scores[j]);
+      }
+      const float new_max = std::max(running_max[g], tile_max);
+      const float correction = std::exp(running_max[g] - new_max);
+      float* og = out + g * head_dim;
+      running_sum[g] *= correction;
+      for (int64_t d = 0; d < head_dim; ++d) og[d] *= correction;
+      for (int64_t j = 0; j < n; ++j) {
+        const float p = std::exp(scores[j] - new_max);
+        running_sum[g] += p;
+        axpy(p, values + j * head_dim, og, head_dim);
+      }
+      running_max[g] = new_max;
     }
-    running_max = new_max;
   }
-  const float inv = running_sum > 0 ? 1.0f / running_sum : 0.0f;
-  for (int64_t d = 0; d < head_dim; ++d) out[d] *= inv;
+  for (int64_t g = 0; g < group; ++g) {
+    const float inv = running_sum[g] > 0 ? 1.0f / running_sum[g] : 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) out[g * head_dim + d] *= inv;
+  }
 }
 
 void attend_reference(const float* q, const float* k, const float* v, int64_t n_keys, int64_t head_dim, float scale,

@@ -128,3 +128,36 @@ void to_f32(WType t, const void* src, float* dst, int64_t n) {
 }
 
 }  // namespace longqa::kernels
+
+namespace longqa::kernels {
+
+void from_f32(WType t, const float* src, void* dst, int64_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  switch (t) {
+    case WType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); break;
+    case WType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(src[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case WType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(src[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case WType::Q8_0: reference::quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n); break;
+    case WType::Q4_0: reference::quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n); break;
+    case WType::Q4_K: reference::quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n); break;
+    case WType::Q5_K: reference::quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n); break;
+    case WType::Q6_K: reference::quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n); break;
+  }
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  if (cpu_features().avx2 && cpu_features().fma) return avx2::axpy(a, x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace longqa::kernels

@@ -36,6 +36,11 @@ DotFn dot_fn(WType t);
 
 // Converts (dequantizes) n elements of a weight row to F32.
 void to_f32(WType t, const void* src, float* dst, int64_t n);
+// Encodes n floats as a row of type t (row_bytes(t, n) bytes): the inverse of to_f32, up to rounding.
+void from_f32(WType t, const float* src, void* dst, int64_t n);
+
+// y += a * x over n floats (the value accumulation of attention), fastest path for this CPU.
+void axpy(float a, const float* x, float* y, int64_t n);
 
 namespace reference {
 float dot_f32(const void* w, const void* x, int64_t n);
@@ -44,6 +49,7 @@ float dot_bf16(const void* w, const void* x, int64_t n);
 }  // namespace reference
 
 namespace avx2 {
+void axpy(float a, const float* x, float* y, int64_t n);
 float dot_f32(const void* w, const void* x, int64_t n);
 float dot_f16(const void* w, const void* x, int64_t n);
 float dot_bf16(const void* w, const void* x, int64_t n);

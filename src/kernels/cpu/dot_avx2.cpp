@@ -52,6 +52,13 @@ float dot(const uint16_t* a, const float* x, int64_t n, Load load, Scalar scalar
 
 }  // namespace
 
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 float dot_f32(const void* w, const void* xv, int64_t n) {
   const auto* a = static_cast<const float*>(w);
   const auto* x = static_cast<const float*>(xv);
