@@ -79,14 +79,18 @@ TEST(Quantize, Q8KvCacheStaysWithinKlBound) {
   b.evaluate(ids, &q8, nullptr);
   double kl = 0;
   const size_t v = static_cast<size_t>(model->config().vocab_size);
+  auto log_softmax = [&](const std::vector<float>& l, size_t t) {
+    const float* r = l.data() + t * v;
+    const double mx = *std::max_element(r, r + v);
+    double z = 0;
+    for (size_t j = 0; j < v; ++j) z += std::exp(r[j] - mx);
+    std::vector<double> out(v);
+    for (size_t j = 0; j < v; ++j) out[j] = r[j] - mx - std::log(z);
+    return out;
+  };
   for (size_t t = 0; t < ids.size(); ++t) {
-    auto lsm = [&](const std::vector<float>& l, size_t i) {
-      const float* r = l.data() + t * v;
-      double mx = *std::max_element(r, r + v), z = 0;
-      for (size_t j = 0; j < v; ++j) z += std::exp(r[j] - mx);
-      return r[i] - mx - std::log(z);
-    };
-    for (size_t i = 0; i < v; ++i) kl += std::exp(lsm(ref, i)) * (lsm(ref, i) - lsm(q8, i));
+    const auto p = log_softmax(ref, t), q = log_softmax(q8, t);
+    for (size_t i = 0; i < v; ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
   }
   kl /= static_cast<double>(ids.size());
   EXPECT_LT(kl, 1e-3);
