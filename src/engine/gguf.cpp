@@ -139,6 +139,21 @@ size_t row_bytes(TensorType t, int64_t n) {
   return static_cast<size_t>(n / tr->block_size) * tr->block_bytes;
 }
 
+std::optional<kernels::WType> compute_type(TensorType t) {
+  using W = kernels::WType;
+  switch (t) {
+    case TensorType::F32: return W::F32;
+    case TensorType::F16: return W::F16;
+    case TensorType::BF16: return W::BF16;
+    case TensorType::Q8_0: return W::Q8_0;
+    case TensorType::Q4_0: return W::Q4_0;
+    case TensorType::Q4_K: return W::Q4_K;
+    case TensorType::Q5_K: return W::Q5_K;
+    case TensorType::Q6_K: return W::Q6_K;
+    default: return std::nullopt;
+  }
+}
+
 bool Value::is_integer() const {
   return std::holds_alternative<uint64_t>(data) || std::holds_alternative<int64_t>(data);
 }

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "kernels/cpu/dot.h"
 #include "util/mapped_file.h"
 
 namespace longqa::gguf {
@@ -41,6 +42,8 @@ const TypeTraits* type_traits(uint32_t type);
 std::string type_name(TensorType t);
 // Bytes of a row of `n` elements; throws when n is not a whole number of blocks.
 size_t row_bytes(TensorType t, int64_t n);
+// The kernels' type for a tensor type this build computes with; nullopt for the others.
+std::optional<kernels::WType> compute_type(TensorType t);
 
 struct Value;
 struct Array {

@@ -65,21 +65,11 @@ class GgufSource final : public TensorSource {
   std::optional<Found> find(const std::string& name) const override {
     const gguf::TensorInfo* t = f_.find_tensor(name);
     if (!t) return std::nullopt;
-    WType type;
-    switch (t->type) {
-      case gguf::TensorType::F32: type = WType::F32; break;
-      case gguf::TensorType::F16: type = WType::F16; break;
-      case gguf::TensorType::BF16: type = WType::BF16; break;
-      case gguf::TensorType::Q8_0: type = WType::Q8_0; break;
-      case gguf::TensorType::Q4_0: type = WType::Q4_0; break;
-      case gguf::TensorType::Q4_K: type = WType::Q4_K; break;
-      case gguf::TensorType::Q5_K: type = WType::Q5_K; break;
-      case gguf::TensorType::Q6_K: type = WType::Q6_K; break;
-      default:
-        throw Error(f_.path() + ": tensor '" + name + "' has type " + gguf::type_name(t->type) +
-                    ", which this build cannot compute yet (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are)");
-    }
-    return Found{name, type, std::vector<int64_t>(t->dims.rbegin(), t->dims.rend()), t->data};
+    const auto type = gguf::compute_type(t->type);
+    if (!type)
+      throw Error(f_.path() + ": tensor '" + name + "' has type " + gguf::type_name(t->type) +
+                  ", which this build cannot compute yet (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are)");
+    return Found{name, *type, std::vector<int64_t>(t->dims.rbegin(), t->dims.rend()), t->data};
   }
   std::string where() const override { return f_.path(); }
 

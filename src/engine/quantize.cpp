@@ -1,13 +1,10 @@
 #include "engine/quantize.h"
 
-#include <cstring>
 #include <regex>
 
 #include "engine/gguf_writer.h"
 #include "kernels/cpu/dot.h"
-#include "kernels/cpu/quant.h"
 #include "util/error.h"
-#include "util/fp16.h"
 
 namespace longqa {
 using gguf::TensorType;
@@ -63,27 +60,9 @@ bool use_more_bits(int layer, int n_layers) {
 }  // namespace
 
 void encode_row(TensorType type, const float* x, uint8_t* out, int64_t n) {
-  switch (type) {
-    case TensorType::F32: std::memcpy(out, x, static_cast<size_t>(n) * 4); break;
-    case TensorType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      break;
-    case TensorType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      break;
-    case TensorType::Q8_0: k::reference::quantize_q8_0(x, reinterpret_cast<k::BlockQ8_0*>(out), n); break;
-    case TensorType::Q4_0: k::reference::quantize_q4_0(x, reinterpret_cast<k::BlockQ4_0*>(out), n); break;
-    case TensorType::Q4_K: k::reference::quantize_q4_k(x, reinterpret_cast<k::BlockQ4_K*>(out), n); break;
-    case TensorType::Q5_K: k::reference::quantize_q5_k(x, reinterpret_cast<k::BlockQ5_K*>(out), n); break;
-    case TensorType::Q6_K: k::reference::quantize_q6_k(x, reinterpret_cast<k::BlockQ6_K*>(out), n); break;
-    default: throw Error("cannot encode tensors as " + gguf::type_name(type));
-  }
+  const auto t = gguf::compute_type(type);
+  if (!t) throw Error("cannot encode tensors as " + gguf::type_name(type));
+  k::from_f32(*t, x, out, n);
 }
 
 TensorType quant_type_for(QuantMix mix, const std::string& name, int64_t cols, int layer, int n_layers, bool tied) {
@@ -125,7 +104,7 @@ void quantize_gguf(const std::string& in_path, const std::string& out_path, Quan
     const int layer = std::regex_search(t.name, m, layer_re) ? std::stoi(m[1]) : -1;
     const TensorType type = quant_type_for(mix, t.name, t.dims[0], layer, n_layers, tied);
     const int64_t cols = t.dims[0], rows = t.dims[1];
-    const k::WType from = t.type == TensorType::F32 ? k::WType::F32 : t.type == TensorType::F16 ? k::WType::F16 : k::WType::BF16;
+    const k::WType from = *gguf::compute_type(t.type);
     const size_t src_row = k::row_bytes(from, cols), dst_row = gguf::row_bytes(type, cols);
     const uint8_t* src = t.data;
     w.add_tensor(t.name, type, t.dims, [=] {

@@ -9,6 +9,7 @@ struct CpuFeatures {
   bool fma = false;
   bool f16c = false;
   bool avx512f = false;
+  bool avx512vl = false;
   bool avx512bf16 = false;
   bool avx512vnni = false;
 };

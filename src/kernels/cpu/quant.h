@@ -65,6 +65,12 @@ inline void k_scale_min(int j, const uint8_t* q, uint8_t& scale, uint8_t& min) {
 }
 
 namespace reference {
+// Integer levels of one super-block: q[256] with per-32 scales and mins (Q4_K, Q5_K), or signed
+// levels q[256] (Q6_K, whose per-16 scales are the block's `scales`).
+void unpack_q4_k(const BlockQ4_K& b, uint8_t* q, uint8_t* scales, uint8_t* mins);
+void unpack_q5_k(const BlockQ5_K& b, uint8_t* q, uint8_t* scales, uint8_t* mins);
+void unpack_q6_k(const BlockQ6_K& b, int8_t* q);
+
 void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t n);
 void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t n);
 void dequantize_q4_k(const BlockQ4_K* x, float* y, int64_t n);

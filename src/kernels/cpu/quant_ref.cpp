@@ -9,12 +9,7 @@
 #include "util/fp16.h"
 
 namespace longqa::kernels::reference {
-namespace {
 
-int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
-
-// Integer levels of one super-block, unpacked: q[256], per-32 scales and mins (K4/K5) or per-16
-// signed scales (K6).
 void unpack_q4_k(const BlockQ4_K& b, uint8_t* q, uint8_t* sc, uint8_t* mn) {
   for (int j = 0; j < 8; ++j) {
     k_scale_min(j, b.scales, sc[j], mn[j]);
@@ -40,6 +35,10 @@ void unpack_q6_k(const BlockQ6_K& b, int8_t* q) {
       q[h * 128 + l + 96] = static_cast<int8_t>(((lo1 >> 4) | (((hi >> 6) & 3) << 4)) - 32);
     }
 }
+
+namespace {
+
+int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
 
 // Asymmetric quantization of 32 values to levels 0..max_level as x ~ scale * q - min (min >= 0).
 // Tries a range of grid spacings around (max - min) / max_level; for each, assigns levels and fits
