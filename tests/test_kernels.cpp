@@ -59,6 +59,21 @@ TEST(Kernels, DotFastPathsMatchTheReference) {
   }
 }
 
+TEST(Kernels, RowConversionsMatchTheScalarDefinitions) {
+  for (int64_t n : {1, 7, 8, 9, 100}) {
+    std::vector<uint16_t> h(static_cast<size_t>(n) + 1), b(h.size());
+    for (size_t i = 0; i < h.size(); ++i) {
+      h[i] = static_cast<uint16_t>(0x3c00 + 37 * i);
+      b[i] = static_cast<uint16_t>(0xbf80 + 91 * i);
+    }
+    std::vector<float> out(static_cast<size_t>(n));
+    kernels::to_f32(WType::F16, h.data() + 1, out.data(), n);  // odd address on purpose
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[static_cast<size_t>(i)], f16_to_f32(h[static_cast<size_t>(i) + 1]));
+    kernels::to_f32(WType::BF16, b.data() + 1, out.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[static_cast<size_t>(i)], bf16_to_f32(b[static_cast<size_t>(i) + 1]));
+  }
+}
+
 TEST(Kernels, MatmulMatchesTheReferenceAcrossThreadsAndBatches) {
   for (WType t : {WType::F32, WType::F16, WType::BF16}) {
     const int64_t rows = 37, cols = 45;
@@ -98,22 +113,31 @@ TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
     for (int64_t hd : {32, 64, 128}) {
       for (int64_t group : {1, 4}) {
         for (int64_t n : {1, 2, 63, 64, 65, 129, 1000}) {
-          const auto q = random_floats(static_cast<size_t>(group * hd), 5);
+          // A tile of 3 tokens at the end of the sequence, causal, as a prefill chunk sees it.
+          const int64_t tokens = std::min<int64_t>(3, n);
+          const auto q = random_floats(static_cast<size_t>(tokens * group * hd), 5);
           const auto k = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 6), n, hd);
           const auto v = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 7), n, hd);
-          std::vector<float> out(static_cast<size_t>(group * hd)), ref(static_cast<size_t>(hd));
-          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-          kernels::AttentionScratch scratch(group, hd, t);
-          kernels::attend_group(q.data(), group, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, n, hd, scale,
-                                out.data(), scratch);
-          // Against the definition over the decoded rows; Q8_0 keys also round the query to 8 bits.
-          const double tol = t == WType::Q8_0 ? 2e-2 : 2e-5;
-          for (int64_t g = 0; g < group; ++g) {
-            kernels::attend_reference(q.data() + g * hd, k.decoded.data(), v.decoded.data(), n, hd, scale, ref.data());
-            for (int64_t d = 0; d < hd; ++d)
-              ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>(g * hd + d)], tol)
-                  << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " head " << g;
+          std::vector<float> out(q.size()), ref(static_cast<size_t>(hd));
+          std::vector<int64_t> begin(static_cast<size_t>(tokens)), end(static_cast<size_t>(tokens));
+          for (int64_t i = 0; i < tokens; ++i) {
+            end[static_cast<size_t>(i)] = n - tokens + 1 + i;
+            begin[static_cast<size_t>(i)] = i == 1 ? end[static_cast<size_t>(i)] / 2 : 0;  // one token with a window
           }
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          kernels::AttentionScratch scratch(tokens * group, hd);
+          const kernels::QueryTile tile{q.data(), out.data(), static_cast<size_t>(group * hd), tokens, group, begin.data(), end.data()};
+          kernels::attend(tile, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, hd, scale, scratch);
+          // Against the definition over the decoded rows.
+          for (int64_t i = 0; i < tokens; ++i)
+            for (int64_t g = 0; g < group; ++g) {
+              const int64_t b = begin[static_cast<size_t>(i)], e = end[static_cast<size_t>(i)];
+              const float* qg = q.data() + (i * group + g) * hd;
+              kernels::attend_reference(qg, k.decoded.data() + b * hd, v.decoded.data() + b * hd, e - b, hd, scale, ref.data());
+              for (int64_t d = 0; d < hd; ++d)
+                ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>((i * group + g) * hd + d)], 2e-5)
+                    << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " token " << i << " head " << g;
+            }
         }
       }
     }
@@ -126,10 +150,11 @@ TEST(Kernels, AttentionSurvivesLargeScoreGaps) {
   q[0] = 1000.0f;
   k[5 * 32] = 1000.0f;
   for (int d = 0; d < 32; ++d) v[5 * 32 + d] = 7.0f;
-  kernels::AttentionScratch scratch(1, 32, WType::F32);
-  const auto* kb = reinterpret_cast<const uint8_t*>(k.data());
-  const auto* vb = reinterpret_cast<const uint8_t*>(v.data());
-  kernels::attend_group(q.data(), 1, {WType::F32, kb, 128}, {WType::F32, vb, 128}, 32, 32, 1.0f, out.data(), scratch);
+  kernels::AttentionScratch scratch(1, 32);
+  const int64_t begin = 0, end = 32;
+  const kernels::QueryTile tile{q.data(), out.data(), 32, 1, 1, &begin, &end};
+  kernels::attend(tile, {WType::F32, reinterpret_cast<const uint8_t*>(k.data()), 128},
+                  {WType::F32, reinterpret_cast<const uint8_t*>(v.data()), 128}, 32, 1.0f, scratch);
   EXPECT_FLOAT_EQ(out[3], 7.0f);
 }
 

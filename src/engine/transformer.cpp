@@ -49,7 +49,7 @@ Session::Session(const Model& model, const SessionOptions& o)
     for (const k::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) widest(*m);
   act_scratch_.resize(act * b);
   attention_scratch_.reserve(static_cast<size_t>(threads_));
-  for (int i = 0; i < threads_; ++i) attention_scratch_.emplace_back(c_.n_heads / c_.n_kv_heads, c_.head_dim, o.kv_type);
+  for (int i = 0; i < threads_; ++i) attention_scratch_.emplace_back(kTokenTile * (c_.n_heads / c_.n_kv_heads), c_.head_dim);
 }
 
 void Session::rewind(int64_t n) {
@@ -145,17 +145,22 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
 void Session::attention(int64_t layer, int64_t n) {
   const int64_t hd = c_.head_dim, group = c_.n_heads / c_.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t window = c_.sliding_window;
-  // Each (token, KV head) pair is one task: the query heads of a group share their keys and values.
+  const int64_t tiles = (n + kTokenTile - 1) / kTokenTile;
+  // One task per (tile of tokens, KV head): its query heads share every key and value row it reads.
 #pragma omp parallel for collapse(2) num_threads(threads_) schedule(dynamic, 1) if (threads_ > 1)
-  for (int64_t t = 0; t < n; ++t) {
+  for (int64_t tile = 0; tile < tiles; ++tile) {
     for (int64_t kvh = 0; kvh < c_.n_kv_heads; ++kvh) {
-      const int64_t pos = position_ + t;
-      const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-      const int64_t head0 = kvh * group;
-      k::attend_group(q_.data() + (t * c_.n_heads + head0) * hd, group, cache_.keys(layer, kvh, first),
-                      cache_.values(layer, kvh, first), pos - first + 1, hd, scale, attn_.data() + (t * c_.n_heads + head0) * hd,
-                      attention_scratch_[static_cast<size_t>(omp_get_thread_num())]);
+      const int64_t t0 = tile * kTokenTile, tokens = std::min(kTokenTile, n - t0);
+      int64_t begin[kTokenTile], end[kTokenTile];
+      for (int64_t t = 0; t < tokens; ++t) {
+        const int64_t pos = position_ + t0 + t;
+        end[t] = pos + 1;
+        begin[t] = c_.sliding_window > 0 ? std::max<int64_t>(0, pos - c_.sliding_window + 1) : 0;
+      }
+      const size_t at = static_cast<size_t>((t0 * c_.n_heads + kvh * group) * hd);
+      const k::QueryTile queries{q_.data() + at, attn_.data() + at, static_cast<size_t>(c_.n_heads * hd), tokens, group, begin, end};
+      k::attend(queries, cache_.keys(layer, kvh, 0), cache_.values(layer, kvh, 0), hd, scale,
+                attention_scratch_[static_cast<size_t>(omp_get_thread_num())]);
     }
   }
 }

@@ -47,6 +47,7 @@ class Session {
   // Runs one chunk (n <= batch) through all layers; leaves final-norm hidden rows in normed_.
   void forward_chunk(const int32_t* tokens, int64_t n);
   void attention(int64_t layer, int64_t n);
+  static constexpr int64_t kTokenTile = 8;  // tokens whose queries share one pass over the cache
 
   const Model& model_;
   const ModelConfig& c_;

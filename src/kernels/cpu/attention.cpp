@@ -4,66 +4,80 @@
 #include <cmath>
 #include <limits>
 
+#include "util/error.h"
+
 namespace longqa::kernels {
 
-AttentionScratch::AttentionScratch(int64_t group, int64_t head_dim, WType k_type)
-    : max_(static_cast<size_t>(group)),
-      sum_(static_cast<size_t>(group)),
-      scores_(static_cast<size_t>(group * kTile)),
-      values_(static_cast<size_t>(kTile * head_dim)),
-      query_(static_cast<size_t>(group) * std::max(act_row_bytes(k_type, head_dim), static_cast<size_t>(head_dim) * sizeof(float))) {}
+AttentionScratch::AttentionScratch(int64_t max_queries, int64_t head_dim)
+    : max_(static_cast<size_t>(max_queries)),
+      sum_(static_cast<size_t>(max_queries)),
+      scores_(static_cast<size_t>(max_queries * kKeyTile)),
+      keys_(static_cast<size_t>(kKeyTile * head_dim)),
+      values_(static_cast<size_t>(kKeyTile * head_dim)) {}
 
-void attend_group(const float* q, int64_t group, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim,
-                  float scale, float* out, AttentionScratch& s) {
-  constexpr int64_t kTile = AttentionScratch::kTile;
-  const DotFn dot = dot_fn(k.type);
-  // Queries in the format the keys' dot product takes (F32 keys take them as they are).
-  const size_t q_stride = act_row_bytes(k.type, head_dim);
-  const uint8_t* queries = reinterpret_cast<const uint8_t*>(q);
-  if (q_stride > 0) {
-    for (int64_t g = 0; g < group; ++g) quantize_activation(k.type, q + g * head_dim, s.query() + g * q_stride, head_dim);
-    queries = s.query();
-  }
-  const size_t q_row = q_stride > 0 ? q_stride : static_cast<size_t>(head_dim) * sizeof(float);
+namespace {
+// Rows [j0, j0 + n) as F32: the cache itself when it holds F32, else decoded into `buffer`.
+const float* decode_tile(const KvRows& rows, int64_t j0, int64_t n, int64_t head_dim, float* buffer) {
+  if (rows.type == WType::F32) return reinterpret_cast<const float*>(rows.row(j0));
+  for (int64_t j = 0; j < n; ++j) to_f32(rows.type, rows.row(j0 + j), buffer + j * head_dim, head_dim);
+  return buffer;
+}
+}  // namespace
 
+void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t head_dim, float scale, AttentionScratch& s) {
+  constexpr int64_t kTile = AttentionScratch::kKeyTile;
+  const int64_t queries = tile.tokens * tile.group;
+  if (queries > s.max_queries()) throw Error("attention tile larger than its scratch");
+  const DotFn dot = dot_fn(WType::F32);
   float* running_max = s.running_max();
   float* running_sum = s.running_sum();
-  std::fill(running_max, running_max + group, -std::numeric_limits<float>::infinity());
-  std::fill(running_sum, running_sum + group, 0.0f);
-  std::fill(out, out + group * head_dim, 0.0f);
-  for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
-    const int64_t n = std::min(kTile, n_keys - j0);
-    // Values of the tile as F32 rows, decoded once for every head of the group.
-    const float* values = reinterpret_cast<const float*>(v.row(j0));
-    if (v.type != WType::F32) {
-      for (int64_t j = 0; j < n; ++j) to_f32(v.type, v.row(j0 + j), s.values() + j * head_dim, head_dim);
-      values = s.values();
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      float* scores = s.scores() + g * kTile;
-      const uint8_t* qg = queries + static_cast<size_t>(g) * q_row;
-      float tile_max = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) {
-        scores[j] = scale * dot(k.row(j0 + j), qg, head_dim);
-        tile_max = std::max(tile_max, scores[j]);
+  std::fill(running_max, running_max + queries, -std::numeric_limits<float>::infinity());
+  std::fill(running_sum, running_sum + queries, 0.0f);
+  int64_t first = tile.begin[0], last = tile.end[0];
+  for (int64_t t = 0; t < tile.tokens; ++t) {
+    first = std::min(first, tile.begin[t]);
+    last = std::max(last, tile.end[t]);
+    std::fill(tile.out + static_cast<size_t>(t) * tile.token_stride,
+              tile.out + static_cast<size_t>(t) * tile.token_stride + tile.group * head_dim, 0.0f);
+  }
+  for (int64_t j0 = first; j0 < last; j0 += kTile) {
+    const int64_t n = std::min(kTile, last - j0);
+    const float* keys = decode_tile(k, j0, n, head_dim, s.keys());
+    const float* values = decode_tile(v, j0, n, head_dim, s.values());
+    for (int64_t t = 0; t < tile.tokens; ++t) {
+      // This token's keys within the tile.
+      const int64_t lo = std::max<int64_t>(tile.begin[t] - j0, 0), hi = std::min<int64_t>(tile.end[t] - j0, n);
+      if (lo >= hi) continue;
+      for (int64_t g = 0; g < tile.group; ++g) {
+        const int64_t qi = t * tile.group + g;
+        const float* q = tile.q + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
+        float* out = tile.out + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
+        float* scores = s.scores() + qi * kTile;
+        float tile_max = -std::numeric_limits<float>::infinity();
+        for (int64_t j = lo; j < hi; ++j) {
+          scores[j] = scale * dot(keys + j * head_dim, q, head_dim);
+          tile_max = std::max(tile_max, scores[j]);
+        }
+        const float new_max = std::max(running_max[qi], tile_max);
+        const float correction = std::exp(running_max[qi] - new_max);
+        running_sum[qi] *= correction;
+        for (int64_t d = 0; d < head_dim; ++d) out[d] *= correction;
+        for (int64_t j = lo; j < hi; ++j) {
+          const float p = std::exp(scores[j] - new_max);
+          running_sum[qi] += p;
+          axpy(p, values + j * head_dim, out, head_dim);
+        }
+        running_max[qi] = new_max;
       }
-      const float new_max = std::max(running_max[g], tile_max);
-      const float correction = std::exp(running_max[g] - new_max);
-      float* og = out + g * head_dim;
-      running_sum[g] *= correction;
-      for (int64_t d = 0; d < head_dim; ++d) og[d] *= correction;
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = std::exp(scores[j] - new_max);
-        running_sum[g] += p;
-        axpy(p, values + j * head_dim, og, head_dim);
-      }
-      running_max[g] = new_max;
     }
   }
-  for (int64_t g = 0; g < group; ++g) {
-    const float inv = running_sum[g] > 0 ? 1.0f / running_sum[g] : 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) out[g * head_dim + d] *= inv;
-  }
+  for (int64_t t = 0; t < tile.tokens; ++t)
+    for (int64_t g = 0; g < tile.group; ++g) {
+      const int64_t qi = t * tile.group + g;
+      const float inv = running_sum[qi] > 0 ? 1.0f / running_sum[qi] : 0.0f;
+      float* out = tile.out + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) out[d] *= inv;
+    }
 }
 
 void attend_reference(const float* q, const float* k, const float* v, int64_t n_keys, int64_t head_dim, float scale,

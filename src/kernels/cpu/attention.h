@@ -1,7 +1,7 @@
 // Causal attention over a KV cache, with a streaming (online) softmax over tiles of keys: memory stays
-// O(head_dim) per head however long the context is. Grouped-query aware: the query heads that share
-// one KV head are processed together, so each cached key and value is read (and decoded) once per
-// group. Keys and values may be stored as F32, F16, BF16 or Q8_0.
+// O(head_dim) per query however long the context is. One call serves a tile of tokens times the query
+// heads that share one KV head (grouped-query attention): each tile of cached keys and values is read
+// and decoded to F32 once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
 #pragma once
 
 #include <cstdint>
@@ -19,31 +19,41 @@ struct KvRows {
   const uint8_t* row(int64_t j) const { return data + static_cast<size_t>(j) * stride; }
 };
 
-// Per-thread working memory for attend_group, sized once for a group and head size.
-class AttentionScratch {
- public:
-  AttentionScratch(int64_t group, int64_t head_dim, WType k_type);
-  float* scores() { return scores_.data(); }
-  float* values() { return values_.data(); }
-  uint8_t* query() { return query_.data(); }
-  float* running_max() { return max_.data(); }
-  float* running_sum() { return sum_.data(); }
-  static constexpr int64_t kTile = 64;
-
- private:
-  std::vector<float> max_, sum_;  // [group]: the online softmax state of each head
-  std::vector<float> scores_;  // [group][kTile]
-  std::vector<float> values_;  // [kTile][head_dim], decoded values of one tile
-  std::vector<uint8_t> query_; // queries in the keys' activation format
+// The queries of one call: `tokens` tokens, each with `group` consecutive query heads starting at
+// q + t * token_stride; token t attends to keys [begin[t], end[t]). Outputs share the layout.
+struct QueryTile {
+  const float* q = nullptr;
+  float* out = nullptr;
+  size_t token_stride = 0;  // floats between consecutive tokens' first heads
+  int64_t tokens = 0;
+  int64_t group = 0;
+  const int64_t* begin = nullptr;
+  const int64_t* end = nullptr;
 };
 
-// out[g] = softmax(scale * q[g] . K[j]) . V[j] over j < n_keys, for the `group` query heads q[g]
-// (head_dim floats each, contiguous) that share the KV head whose rows are k and v.
-void attend_group(const float* q, int64_t group, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim,
-                  float scale, float* out, AttentionScratch& scratch);
+// Per-thread working memory for attend, sized once for the largest tile.
+class AttentionScratch {
+ public:
+  static constexpr int64_t kKeyTile = 64;
+  AttentionScratch(int64_t max_queries, int64_t head_dim);
+  float* scores() { return scores_.data(); }
+  float* keys() { return keys_.data(); }
+  float* values() { return values_.data(); }
+  float* running_max() { return max_.data(); }
+  float* running_sum() { return sum_.data(); }
+  int64_t max_queries() const { return static_cast<int64_t>(max_.size()); }
 
-// Plain two-pass definition for one head over F32 rows (materialises all scores): what
-// attend_group is tested against.
+ private:
+  std::vector<float> max_, sum_;        // [query]: each query's online-softmax state
+  std::vector<float> scores_;           // [query][kKeyTile]
+  std::vector<float> keys_, values_;    // [kKeyTile][head_dim]: one tile decoded to F32
+};
+
+// out = softmax(scale * q . K[j]) . V[j] over each token's key range, for every query of the tile.
+void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t head_dim, float scale, AttentionScratch& s);
+
+// Plain two-pass definition for one head over F32 rows (materialises all scores): what attend is
+// tested against.
 void attend_reference(const float* q, const float* k, const float* v, int64_t n_keys, int64_t head_dim, float scale,
                       float* out);
 

@@ -113,9 +113,11 @@ void to_f32(WType t, const void* src, float* dst, int64_t n) {
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       break;
     case WType::F16:
+      if (cpu_features().avx2 && cpu_features().f16c) return avx2::f16_to_f32_row(src, dst, n);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(element<uint16_t>(src, i));
       break;
     case WType::BF16:
+      if (cpu_features().avx2) return avx2::bf16_to_f32_row(src, dst, n);
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(element<uint16_t>(src, i));
       break;
     // Quantized rows are byte arrays of packed structs: no alignment is needed to read them.

@@ -50,6 +50,8 @@ float dot_bf16(const void* w, const void* x, int64_t n);
 
 namespace avx2 {
 void axpy(float a, const float* x, float* y, int64_t n);
+void f16_to_f32_row(const void* src, float* dst, int64_t n);
+void bf16_to_f32_row(const void* src, float* dst, int64_t n);
 float dot_f32(const void* w, const void* x, int64_t n);
 float dot_f16(const void* w, const void* x, int64_t n);
 float dot_bf16(const void* w, const void* x, int64_t n);

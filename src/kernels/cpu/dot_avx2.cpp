@@ -52,6 +52,28 @@ float dot(const uint16_t* a, const float* x, int64_t n, Load load, Scalar scalar
 
 }  // namespace
 
+void f16_to_f32_row(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16(h + i));
+  for (; i < n; ++i) {
+    uint16_t v;
+    std::memcpy(&v, h + i, sizeof v);
+    dst[i] = _cvtsh_ss(v);
+  }
+}
+
+void bf16_to_f32_row(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16(h + i));
+  for (; i < n; ++i) {
+    uint16_t v;
+    std::memcpy(&v, h + i, sizeof v);
+    dst[i] = bf16_to_f32(v);
+  }
+}
+
 void axpy(float a, const float* x, float* y, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;

@@ -62,15 +62,22 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const auto* a = static_cast<const BlockQ4_0*>(w);
   const auto* b = static_cast<const BlockQ8_0*>(x);
   const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kQK; ++i) {
+  // Low nibbles are elements 0..15, high nibbles 16..31; levels are stored with +8.
+  auto levels = [&](int64_t i) {
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs));
-    // Low nibbles are elements 0..15, high nibbles 16..31.
-    const __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4), eight);
-    const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, load32(b[i].qs))), acc);
+    return _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4), eight);
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t nb = n / kQK;
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i].d) * f16(b[i].d)), _mm256_cvtepi32_ps(dot_i8(levels(i), load32(b[i].qs))), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i + 1].d) * f16(b[i + 1].d)),
+                           _mm256_cvtepi32_ps(dot_i8(levels(i + 1), load32(b[i + 1].qs))), acc1);
   }
-  return hsum(acc);
+  for (; i < nb; ++i)
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i].d) * f16(b[i].d)), _mm256_cvtepi32_ps(dot_i8(levels(i), load32(b[i].qs))), acc0);
+  return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 namespace {
