@@ -93,17 +93,10 @@ void write_tokenizer(gguf::Writer& w, const std::string& dir, const ModelConfig&
 
 }  // namespace
 
-void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, ConvertType type) {
-  if (!fs::is_directory(hf_dir)) throw Error(hf_dir + ": not an HF model directory");
-  const auto model = Model::load(hf_dir);
-  const ModelConfig& c = model->config();
+void write_hparams(gguf::Writer& w, const ModelConfig& c, const std::string& name) {
   const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
-  const TensorType wtype = type == ConvertType::F32 ? TensorType::F32 : type == ConvertType::F16 ? TensorType::F16 : TensorType::BF16;
-
-  gguf::Writer w;
   w.set("general.architecture", Value::str(arch));
-  w.set("general.name", Value::str(fs::path(hf_dir).filename().string()));
-  w.set("general.file_type", Value::u32(type == ConvertType::F32 ? 0 : type == ConvertType::F16 ? 1 : 32));
+  w.set("general.name", Value::str(name));
   auto u32 = [&](const std::string& key, int64_t v) { w.set(arch + "." + key, Value::u32(static_cast<uint32_t>(v))); };
   u32("context_length", c.context_length);
   u32("embedding_length", c.hidden);
@@ -126,6 +119,18 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, 
     if (c.rope.original_context > 0) u32("rope.scaling.original_context_length", c.rope.original_context);
     if (c.rope.attention_factor) w.set(arch + ".rope.scaling.attn_factor", Value::f32(static_cast<float>(*c.rope.attention_factor)));
   }
+}
+
+void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, ConvertType type) {
+  if (!fs::is_directory(hf_dir)) throw Error(hf_dir + ": not an HF model directory");
+  const auto model = Model::load(hf_dir);
+  const ModelConfig& c = model->config();
+  const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
+  const TensorType wtype = type == ConvertType::F32 ? TensorType::F32 : type == ConvertType::F16 ? TensorType::F16 : TensorType::BF16;
+
+  gguf::Writer w;
+  write_hparams(w, c, fs::path(hf_dir).filename().string());
+  w.set("general.file_type", Value::u32(type == ConvertType::F32 ? 0 : type == ConvertType::F16 ? 1 : 32));
   if (c.rope.scaling == RopeScaling::Llama3) {
     RopeConfig plain = c.rope;
     plain.scaling = RopeScaling::None;

@@ -6,10 +6,17 @@
 
 #include <string>
 
+#include "engine/gguf_writer.h"
+#include "engine/model_config.h"
+
 namespace longqa {
 
 enum class ConvertType { F32, F16, BF16 };
 ConvertType parse_convert_type(const std::string& s);
+
+// The `general.*` and `{arch}.*` hyper-parameter keys of a model, as llama.cpp names them (llama3
+// RoPE scaling is not among them: it travels as the rope_freqs.weight tensor).
+void write_hparams(gguf::Writer& w, const ModelConfig& c, const std::string& name);
 
 void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, ConvertType type);
 

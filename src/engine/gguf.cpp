@@ -295,75 +295,57 @@ const Value& File::get(std::string_view key) const {
   return *v;
 }
 
-std::optional<int64_t> File::get_int(std::string_view key) const {
+// Reads a metadata value through `read`, naming this file in any type error.
+template <typename Read>
+auto File::read_key(std::string_view key, Read read) const -> std::optional<decltype(read(std::declval<const Value&>()))> {
   const Value* v = find(key);
   if (!v) return std::nullopt;
   try {
-    return v->as_int(key);
+    return read(*v);
   } catch (const Error& e) {
     throw Error(path() + ": " + e.what());
   }
+}
+
+std::optional<int64_t> File::get_int(std::string_view key) const {
+  return read_key(key, [&](const Value& v) { return v.as_int(key); });
 }
 
 std::optional<double> File::get_float(std::string_view key) const {
-  const Value* v = find(key);
-  if (!v) return std::nullopt;
-  try {
-    return v->as_float(key);
-  } catch (const Error& e) {
-    throw Error(path() + ": " + e.what());
-  }
+  return read_key(key, [&](const Value& v) { return v.as_float(key); });
 }
 
 std::optional<std::string> File::get_string(std::string_view key) const {
-  const Value* v = find(key);
-  if (!v) return std::nullopt;
-  try {
-    return v->as_string(key);
-  } catch (const Error& e) {
-    throw Error(path() + ": " + e.what());
-  }
+  return read_key(key, [&](const Value& v) { return v.as_string(key); });
 }
 
 std::vector<std::string> File::get_strings(std::string_view key) const {
-  std::vector<std::string> out;
-  const Value* v = find(key);
-  if (!v) return out;
-  try {
-    for (const auto& item : v->as_array(key).items) out.push_back(item.as_string(key));
-  } catch (const Error& e) {
-    throw Error(path() + ": " + e.what());
-  }
-  return out;
+  return read_key(key, [&](const Value& v) {
+           std::vector<std::string> out;
+           for (const auto& item : v.as_array(key).items) out.push_back(item.as_string(key));
+           return out;
+         }).value_or(std::vector<std::string>{});
 }
 
 std::vector<float> File::get_floats(std::string_view key) const {
-  std::vector<float> out;
-  const Value* v = find(key);
-  if (!v) return out;
-  try {
-    for (const auto& item : v->as_array(key).items) out.push_back(static_cast<float>(item.as_float(key)));
-  } catch (const Error& e) {
-    throw Error(path() + ": " + e.what());
-  }
-  return out;
+  return read_key(key, [&](const Value& v) {
+           std::vector<float> out;
+           for (const auto& item : v.as_array(key).items) out.push_back(static_cast<float>(item.as_float(key)));
+           return out;
+         }).value_or(std::vector<float>{});
 }
 
 std::vector<int32_t> File::get_ints(std::string_view key) const {
-  std::vector<int32_t> out;
-  const Value* v = find(key);
-  if (!v) return out;
-  try {
-    for (const auto& item : v->as_array(key).items) {
-      const int64_t x = item.as_int(key);
-      if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max())
-        throw Error("metadata key '" + std::string(key) + "': element out of int32 range");
-      out.push_back(static_cast<int32_t>(x));
-    }
-  } catch (const Error& e) {
-    throw Error(path() + ": " + e.what());
-  }
-  return out;
+  return read_key(key, [&](const Value& v) {
+           std::vector<int32_t> out;
+           for (const auto& item : v.as_array(key).items) {
+             const int64_t x = item.as_int(key);
+             if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max())
+               throw Error("metadata key '" + std::string(key) + "': element out of int32 range");
+             out.push_back(static_cast<int32_t>(x));
+           }
+           return out;
+         }).value_or(std::vector<int32_t>{});
 }
 
 const TensorInfo* File::find_tensor(std::string_view name) const {

@@ -108,6 +108,9 @@ class File {
   const TensorInfo* find_tensor(std::string_view name) const;
 
  private:
+  template <typename Read>
+  auto read_key(std::string_view key, Read read) const -> std::optional<decltype(read(std::declval<const Value&>()))>;
+
   MappedFile map_;
   uint32_t version_ = 0;
   size_t alignment_ = 32;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/convert.h"
 #include "engine/gguf_writer.h"
 #include "engine/tokenizer_impl.h"
 #include "util/error.h"
@@ -65,20 +66,18 @@ const ModelShape& model_shape(const std::string& name) {
 
 void write_random_model(const ModelShape& s, QuantMix type, const std::string& out_path, uint64_t seed, int threads) {
   const int64_t head_dim = s.hidden / s.heads;
+  ModelConfig c;
+  c.vocab_size = s.vocab;
+  c.hidden = s.hidden;
+  c.ffn = s.ffn;
+  c.n_layers = s.layers;
+  c.n_heads = s.heads;
+  c.n_kv_heads = s.kv_heads;
+  c.head_dim = head_dim;
+  c.context_length = s.context;
+  c.rope.theta = s.rope_theta;
   gguf::Writer w;
-  w.set("general.architecture", Value::str("llama"));
-  w.set("general.name", Value::str("random " + s.name));
-  auto u32 = [&](const std::string& key, int64_t v) { w.set("llama." + key, Value::u32(static_cast<uint32_t>(v))); };
-  u32("context_length", s.context);
-  u32("embedding_length", s.hidden);
-  u32("block_count", s.layers);
-  u32("feed_forward_length", s.ffn);
-  u32("attention.head_count", s.heads);
-  u32("attention.head_count_kv", s.kv_heads);
-  u32("rope.dimension_count", head_dim);
-  u32("vocab_size", s.vocab);
-  w.set("llama.rope.freq_base", Value::f32(static_cast<float>(s.rope_theta)));
-  w.set("llama.attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
+  write_hparams(w, c, "random " + s.name);
 
   // A byte-level vocabulary: the 256 byte tokens, fillers, and the Llama-3 special tokens.
   const int32_t bos = s.vocab >= 128256 ? 128000 : static_cast<int32_t>(s.vocab - 2);

@@ -3,16 +3,12 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/gemm_q.h"
+#include "kernels/cpu/simd_avx2.h"
 
 namespace longqa::kernels::vnni {
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
+using simd::hsum;
 
 template <int T>
 void tile(const uint8_t* levels, const float* scales, int64_t blocks, const int8_t* const* xq, const float* const* dx,

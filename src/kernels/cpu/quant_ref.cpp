@@ -142,23 +142,21 @@ void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
   }
 }
 
-void dequantize_q4_k(const BlockQ4_K* x, float* y, int64_t n) {
+namespace {
+// K4/K5 blocks decode alike: x = d * scale_j * q - dmin * min_j in sub-block j.
+template <typename Block, typename Unpack>
+void dequantize_k_affine(const Block* x, float* y, int64_t n, Unpack unpack) {
   uint8_t q[kQKK], sc[8], mn[8];
   for (int64_t b = 0; b < n / kQKK; ++b) {
-    unpack_q4_k(x[b], q, sc, mn);
+    unpack(x[b], q, sc, mn);
     const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
     for (int i = 0; i < kQKK; ++i) y[b * kQKK + i] = d * sc[i / 32] * q[i] - dmin * mn[i / 32];
   }
 }
+}  // namespace
 
-void dequantize_q5_k(const BlockQ5_K* x, float* y, int64_t n) {
-  uint8_t q[kQKK], sc[8], mn[8];
-  for (int64_t b = 0; b < n / kQKK; ++b) {
-    unpack_q5_k(x[b], q, sc, mn);
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    for (int i = 0; i < kQKK; ++i) y[b * kQKK + i] = d * sc[i / 32] * q[i] - dmin * mn[i / 32];
-  }
-}
+void dequantize_q4_k(const BlockQ4_K* x, float* y, int64_t n) { dequantize_k_affine(x, y, n, unpack_q4_k); }
+void dequantize_q5_k(const BlockQ5_K* x, float* y, int64_t n) { dequantize_k_affine(x, y, n, unpack_q5_k); }
 
 void dequantize_q6_k(const BlockQ6_K* x, float* y, int64_t n) {
   int8_t q[kQKK];
