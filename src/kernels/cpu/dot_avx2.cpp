@@ -24,8 +24,7 @@ float dot(const T* a, const float* x, int64_t n, Load load, Scalar scalar) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    // Rows stream from memory; ask for them ahead of the hardware prefetcher (see quant_avx2.cpp).
-    for (size_t off = 0; off < 32 * sizeof(T); off += 64) _mm_prefetch(reinterpret_cast<const char*>(a + i) + 1024 + off, _MM_HINT_T0);
+    simd::prefetch(a + i, 32 * sizeof(T));
     s0 = _mm256_fmadd_ps(load(a + i), _mm256_loadu_ps(x + i), s0);
     s1 = _mm256_fmadd_ps(load(a + i + 8), _mm256_loadu_ps(x + i + 8), s1);
     s2 = _mm256_fmadd_ps(load(a + i + 16), _mm256_loadu_ps(x + i + 16), s2);

@@ -14,16 +14,10 @@ namespace {
 using simd::hsum;
 using simd::hsum_i32;
 
-// Weights stream from memory once per token; the hardware prefetcher alone leaves these loops waiting
-// on DRAM (measured: 3 GB/s per core for Q4_0 without, see BENCHMARKS.md), so each loop asks for the
-// bytes it will need this far ahead.
-constexpr int kPrefetchBytes = 1024;
-
-// Every cache line of one K-quant super-block, kPrefetchBytes ahead.
+// Every cache line of one block, simd::kPrefetchBytes ahead.
 template <typename Block>
 inline void prefetch_block(const Block* b) {
-  const char* p = reinterpret_cast<const char*>(b) + kPrefetchBytes;
-  for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+  simd::prefetch(b, sizeof(Block));
 }
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -50,8 +44,7 @@ float dot_q8_0(const void* w, const void* x, int64_t n) {
   const int64_t nb = n / kQK;
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(a + i) + kPrefetchBytes, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(a + i) + kPrefetchBytes + 64, _MM_HINT_T0);
+    simd::prefetch(a + i, 2 * sizeof(BlockQ8_0));
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i].d) * f16(b[i].d)),
                            _mm256_cvtepi32_ps(dot_i8(load32(a[i].qs), load32(b[i].qs))), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i + 1].d) * f16(b[i + 1].d)),
@@ -75,7 +68,7 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const int64_t nb = n / kQK;
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(a + i) + kPrefetchBytes, _MM_HINT_T0);
+    simd::prefetch(a + i, 2 * sizeof(BlockQ4_0));
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i].d) * f16(b[i].d)), _mm256_cvtepi32_ps(dot_i8(levels(i), load32(b[i].qs))), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(a[i + 1].d) * f16(b[i + 1].d)),
                            _mm256_cvtepi32_ps(dot_i8(levels(i + 1), load32(b[i + 1].qs))), acc1);
