@@ -44,7 +44,6 @@ class SafetensorsModel {
   explicit SafetensorsModel(const std::string& dir);
   const SafeTensor* find(std::string_view name) const;
   const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }
-  size_t tensor_count() const { return index_.size(); }
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <thread>
 
 #include <omp.h>
@@ -17,15 +16,22 @@ namespace longqa {
 
 namespace k = kernels;
 
+namespace {
+// The KV-cache size a Session gets, checked before anything is allocated.
+int64_t checked_context(const SessionOptions& o, const ModelConfig& c) {
+  if (o.context > c.context_length)
+    throw Error("context " + std::to_string(o.context) + " exceeds the model's " + std::to_string(c.context_length) +
+                " positions; raise it with RoPE scaling options if the model supports it");
+  return o.context > 0 ? o.context : c.context_length;
+}
+}  // namespace
+
 Session::Session(const Model& model, const SessionOptions& o)
     : model_(model),
       c_(model.config()),
       batch_(std::max<int64_t>(1, o.batch)),
       threads_(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-      cache_(c_.n_layers, c_.n_kv_heads, c_.head_dim, o.context > 0 ? o.context : c_.context_length, o.kv_type) {
-  if (o.context > c_.context_length)
-    throw Error("context " + std::to_string(o.context) + " exceeds the model's " + std::to_string(c_.context_length) +
-                " positions; raise it with RoPE scaling options if the model supports it");
+      cache_(c_.n_layers, c_.n_kv_heads, c_.head_dim, checked_context(o, c_), o.kv_type) {
   const auto b = static_cast<size_t>(batch_);
   const auto q_dim = static_cast<size_t>(c_.n_heads * c_.head_dim);
   const auto kv_dim = static_cast<size_t>(c_.n_kv_heads * c_.head_dim);

@@ -37,15 +37,4 @@ void rope(float* heads, int64_t n_heads, int64_t head_dim, const float* cos, con
   }
 }
 
-void softmax(float* x, int64_t n) {
-  const float mx = *std::max_element(x, x + n);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
 }  // namespace longqa::kernels

@@ -18,7 +18,4 @@ void add(float* x, const float* y, int64_t n);
 // (head_dim / 2 each). Interleaved pairs are (2i, 2i+1); half-split pairs are (i, i + head_dim/2).
 void rope(float* heads, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved);
 
-// Softmax in place over n values.
-void softmax(float* x, int64_t n);
-
 }  // namespace longqa::kernels
