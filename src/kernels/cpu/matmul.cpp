@@ -29,6 +29,8 @@ void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int
   const DotFn dot = dot_fn(w.type);
   size_t stride = 0;
   const uint8_t* act = prepare_activations(w, x, n_tokens, scratch, stride);
+  const auto* weights = static_cast<const uint8_t*>(w.data);
+  const size_t row_stride = w.row_stride();
   // Blocks of rows small enough that a block stays in L2 while every token passes over it.
   constexpr int64_t kRowBlock = 16;
   const int64_t n_blocks = (w.rows + kRowBlock - 1) / kRowBlock;
@@ -38,7 +40,7 @@ void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int
     for (int64_t t = 0; t < n_tokens; ++t) {
       const uint8_t* xt = act + static_cast<size_t>(t) * stride;
       float* yt = y + t * w.rows;
-      for (int64_t r = b * kRowBlock; r < r_end; ++r) yt[r] = dot(w.row(r), xt, w.cols);
+      for (int64_t r = b * kRowBlock; r < r_end; ++r) yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
     }
   }
 }
