@@ -176,11 +176,14 @@ void cmd_embed(const ModelArgs& a, const std::optional<std::string>& ids_text, c
   if (ids.empty()) throw Error("embed: the text has no tokens");
   Session s(*model, {.context = static_cast<int64_t>(ids.size()), .threads = a.threads});
   const size_t h = static_cast<size_t>(model->config().hidden);
-  std::vector<float> hidden, e(h, 0.0f);
-  s.evaluate(ids, nullptr, &hidden);
+  std::vector<float> e(h, 0.0f);
   if (pooling == "last") {
-    std::copy(hidden.end() - static_cast<ptrdiff_t>(h), hidden.end(), e.begin());
+    s.evaluate(ids, nullptr, nullptr);
+    const auto last = s.last_hidden();
+    std::copy(last.begin(), last.end(), e.begin());
   } else {
+    std::vector<float> hidden;  // every position's final-norm state
+    s.evaluate(ids, nullptr, &hidden);
     for (size_t t = 0; t < ids.size(); ++t)
       for (size_t i = 0; i < h; ++i) e[i] += hidden[t * h + i] / static_cast<float>(ids.size());
   }
