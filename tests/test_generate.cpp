@@ -73,7 +73,7 @@ TEST(Generate, CancelAndBudget) {
 }
 
 TEST(Cli, TokenizePrintsIdsOnOneLine) {
-  const auto r = run_longqa("tokenize --model " + test::data("llama3-tokenizer/tokenizer.json"),
+  const auto r = run_longqa("tokenize --model " + test::bundled("llama3-tokenizer/tokenizer.json"),
                             "The quick brown fox jumps over the lazy dog.");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "791 4062 14198 39935 35308 927 279 16053 5679 13\n");

@@ -39,11 +39,11 @@ TEST(Tokenizer, TinyFromGgufMatchesHf) {
 }
 
 TEST(Tokenizer, Llama3MatchesHf) {
-  expect_matches_hf(*load_tokenizer(test::data("llama3-tokenizer/tokenizer.json")), "llama3");
+  expect_matches_hf(*load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json")), "llama3");
 }
 
 TEST(Tokenizer, Llama3PublicVectors) {
-  const auto tok = load_tokenizer(test::data("llama3-tokenizer/tokenizer.json"));
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
   std::ifstream inp_file(test::data("tokenizer-vectors/llama-bpe.inp"), std::ios::binary);
   std::ifstream out_file(test::data("tokenizer-vectors/llama-bpe.out"));
   const std::string inp((std::istreambuf_iterator<char>(inp_file)), std::istreambuf_iterator<char>());
@@ -67,7 +67,7 @@ TEST(Tokenizer, Llama3PublicVectors) {
 }
 
 TEST(Tokenizer, SpecialTokensAreRecognisedOnlyWhenAsked) {
-  const auto tok = load_tokenizer(test::data("llama3-tokenizer/tokenizer.json"));
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
   const std::string text = "<|begin_of_text|>hi<|eot_id|>";
   EXPECT_EQ(tok->encode(text), (std::vector<int32_t>{128000, 6151, 128009}));
   const auto plain = tok->encode(text, false);
@@ -79,7 +79,7 @@ TEST(Tokenizer, SpecialTokensAreRecognisedOnlyWhenAsked) {
 }
 
 TEST(Tokenizer, InvalidUtf8IsEncodedByteForByte) {
-  const auto tok = load_tokenizer(test::data("llama3-tokenizer/tokenizer.json"));
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
   const std::string bad = std::string("ok \xff\xfe caf\xc3") + " \xe2\x82 end";
   const auto ids = tok->encode(bad);
   EXPECT_FALSE(ids.empty());
@@ -87,7 +87,7 @@ TEST(Tokenizer, InvalidUtf8IsEncodedByteForByte) {
 }
 
 TEST(Tokenizer, LongRunsWithoutSpacesStayFast) {
-  const auto tok = load_tokenizer(test::data("llama3-tokenizer/tokenizer.json"));
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
   std::string blob;
   for (int i = 0; i < 20000; ++i) blob += static_cast<char>('a' + (i * 7919) % 26);  // one 20 KB "word"
   const auto ids = tok->encode(blob);

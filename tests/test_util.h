@@ -16,6 +16,7 @@
 namespace longqa::test {
 
 inline std::string data(const std::string& rel) { return std::string(LONGQA_TEST_DATA) + "/" + rel; }
+inline std::string bundled(const std::string& rel) { return std::string(LONGQA_DATA_DIR) + "/" + rel; }
 inline std::string model_dir(const std::string& name) { return data("models/" + name); }
 
 inline const nlohmann::json& ref() {

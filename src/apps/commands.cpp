@@ -1,6 +1,7 @@
 #include "apps/commands.h"
 
 #include "apps/bench.h"
+#include "apps/index_commands.h"
 #include "engine/quantize.h"
 #include "engine/random_model.h"
 
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "engine/convert.h"
+#include "engine/embedding.h"
 #include "engine/generator.h"
 #include "engine/gguf.h"
 #include "engine/kv_cache.h"
@@ -166,7 +168,7 @@ void cmd_logits(const ModelArgs& a, const std::string& ids_text, bool all) {
 void cmd_embed(const ModelArgs& a, const std::optional<std::string>& ids_text, const std::optional<std::string>& text,
                const std::string& pooling, bool append_eos) {
   if (ids_text.has_value() == text.has_value()) throw Error("embed: give exactly one of --ids and --text");
-  if (pooling != "last" && pooling != "mean") throw Error("--pooling must be 'last' or 'mean'");
+  const Pooling p = parse_pooling(pooling);
   const auto model = a.load();
   std::vector<int32_t> ids = ids_text ? parse_ids(*ids_text) : model->tokenizer().encode(*text);
   if (append_eos) {
@@ -175,22 +177,8 @@ void cmd_embed(const ModelArgs& a, const std::optional<std::string>& ids_text, c
   }
   if (ids.empty()) throw Error("embed: the text has no tokens");
   Session s(*model, {.context = static_cast<int64_t>(ids.size()), .threads = a.threads});
-  const size_t h = static_cast<size_t>(model->config().hidden);
-  std::vector<float> e(h, 0.0f);
-  if (pooling == "last") {
-    s.evaluate(ids, nullptr, nullptr);
-    const auto last = s.last_hidden();
-    std::copy(last.begin(), last.end(), e.begin());
-  } else {
-    std::vector<float> hidden;  // every position's final-norm state
-    s.evaluate(ids, nullptr, &hidden);
-    for (size_t t = 0; t < ids.size(); ++t)
-      for (size_t i = 0; i < h; ++i) e[i] += hidden[t * h + i] / static_cast<float>(ids.size());
-  }
-  double norm = 0;
-  for (float x : e) norm += static_cast<double>(x) * x;
-  norm = std::sqrt(norm);
-  for (float& x : e) x = static_cast<float>(x / std::max(norm, 1e-12));
+  std::vector<float> e, hidden;
+  embed_tokens(s, ids, p, e, hidden);
   std::ostringstream out;
   out << "{\"embedding\": ";
   print_floats(out, e.data(), e.size());
@@ -333,6 +321,8 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--kv-type", bench_options.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "print one JSON object");
   bench->callback([&] { run_bench(bench_options); });
+
+  const auto index_state = add_index_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -62,3 +62,32 @@ size_t complete_prefix(std::string_view s) {
 }
 
 }  // namespace longqa::utf8
+
+namespace longqa::utf8 {
+
+size_t first_invalid(std::string_view s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    const int len = sequence_length(p[i]);
+    if (len < 2 || i + static_cast<size_t>(len) > n) return i;
+    // The second byte's range excludes overlong forms, surrogates and code points above U+10FFFF.
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (p[i] == 0xE0) lo = 0xA0;
+    if (p[i] == 0xED) hi = 0x9F;
+    if (p[i] == 0xF0) lo = 0x90;
+    if (p[i] == 0xF4) hi = 0x8F;
+    if (p[i] < 0xC2 || p[i] > 0xF4 || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (int k = 2; k < len; ++k)
+      if ((p[i + static_cast<size_t>(k)] & 0xC0) != 0x80) return i;
+    i += static_cast<size_t>(len);
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace longqa::utf8

@@ -20,4 +20,8 @@ char32_t next(std::string_view s, size_t& i);
 // multi-byte sequence: what a streaming printer may emit now without splitting a character.
 size_t complete_prefix(std::string_view s);
 
+// Offset of the first byte that is not part of a well-formed UTF-8 sequence (overlong forms,
+// surrogates and code points above U+10FFFF are ill-formed), or std::string_view::npos.
+size_t first_invalid(std::string_view s);
+
 }  // namespace longqa::utf8

@@ -1,0 +1,20 @@
+// The retrieval commands: `index add`, `index rm`, `index stats` and `search`.
+#pragma once
+
+#include <memory>
+
+namespace CLI {
+class App;
+}
+
+namespace longqa::apps {
+
+struct IndexCommandState;  // option storage the callbacks read; owned by the caller until parsing ends
+
+std::shared_ptr<IndexCommandState> add_index_commands(CLI::App& app);
+
+// The Llama-3 tokenizer that longqa bundles (data/llama3-tokenizer), found beside the sources or in
+// an installed share/longqa directory.
+std::string bundled_tokenizer_path();
+
+}  // namespace longqa::apps
