@@ -214,6 +214,15 @@ TEST(IndexCommand, DenseRetrievalWithTheFixtureEmbedderReopensIdentically) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("the index was built with embedder"), std::string::npos) << r.err;
 
+  // Removing a file removes its chunks from dense results too (their vectors are compacted away).
+  r = run_longqa("index rm --index " + q(index) + " " + q(docs + "/GPL-3.txt"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json after = find_chunks(index, query, "--retriever dense --k 5");
+  ASSERT_EQ(after.size(), 5u);
+  for (const auto& hit : after) EXPECT_TRUE(hit["doc"].get<std::string>().ends_with("/MPL-2.0.txt")) << hit["doc"];
+  EXPECT_TRUE(stats(index)["vectors_current"].get<bool>());
+  EXPECT_EQ(stats(index)["embedded"], stats(index)["chunks"]);
+
   // HNSW answers the same top results on a corpus this small.
   const std::string hnsw = dir.file("hnsw");
   ASSERT_EQ(run_longqa("index add --index " + q(hnsw) + " --dense-index hnsw --embed-model " + q(embed) +

@@ -22,7 +22,27 @@ Tokenizer::Tokenizer(std::vector<std::string> vocab, std::vector<AddedToken> add
                      [](const AddedToken* a, const AddedToken* b) { return a->content.size() > b->content.size(); });
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
+bool EncodeCache::find(std::string_view piece, std::vector<int32_t>& out) const {
+  const auto it = spans_.find(piece);
+  if (it == spans_.end()) return false;
+  out.insert(out.end(), ids_.begin() + it->second.begin, ids_.begin() + it->second.begin + it->second.size);
+  return true;
+}
+
+void EncodeCache::add(std::string_view piece, std::span<const int32_t> ids) {
+  if (spans_.size() >= max_entries_ || ids_.size() + ids.size() > UINT32_MAX) {
+    spans_.clear();
+    ids_.clear();
+  }
+  spans_.emplace(piece, Span{static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(ids.size())});
+  ids_.insert(ids_.end(), ids.begin(), ids.end());
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special, EncodeCache* cache) const {
+  // Below this size, filling a cache costs more than it saves.
+  constexpr size_t kCacheMinBytes = 4096;
+  EncodeCache local;
+  if (!cache && text.size() >= kCacheMinBytes) cache = &local;
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 1);
   size_t start = 0;
@@ -30,7 +50,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
     for (size_t i = 0; i < text.size(); ++i) {
       for (const AddedToken* t : added_by_first_byte_[static_cast<uint8_t>(text[i])]) {
         if (text.compare(i, t->content.size(), t->content) != 0) continue;
-        if (i > start) encode_plain(text.substr(start, i - start), start == 0, out);
+        if (i > start) encode_plain(text.substr(start, i - start), start == 0, out, cache);
         out.push_back(t->id);
         start = i + t->content.size();
         i = start - 1;
@@ -38,7 +58,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
       }
     }
   }
-  if (start < text.size()) encode_plain(text.substr(start), start == 0, out);
+  if (start < text.size()) encode_plain(text.substr(start), start == 0, out, cache);
   return out;
 }
 

@@ -15,6 +15,29 @@
 
 namespace longqa {
 
+// A memo of pre-token -> ids that one thread keeps across encode() calls (a worker chunking a corpus:
+// natural text repeats its words). Bounded: emptied when it holds max_entries pre-tokens. Not
+// thread-safe: one per thread. encode() makes a short-lived one by itself for long texts.
+class EncodeCache {
+ public:
+  explicit EncodeCache(size_t max_entries = size_t{1} << 18) : max_entries_(max_entries) {}
+  // The memoised ids of a pre-token; false when it is not memoised.
+  bool find(std::string_view piece, std::vector<int32_t>& out) const;
+  void add(std::string_view piece, std::span<const int32_t> ids);
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Span {
+    uint32_t begin, size;
+  };
+  std::unordered_map<std::string, Span, Hash, std::equal_to<>> spans_;
+  std::vector<int32_t> ids_;
+  size_t max_entries_;
+};
+
 class Tokenizer {
  public:
   struct AddedToken {
@@ -27,7 +50,7 @@ class Tokenizer {
 
   // HF `encode(text, add_special_tokens=False)`: no BOS; special tokens in the text are recognised
   // when parse_special is true.
-  std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
+  std::vector<int32_t> encode(std::string_view text, bool parse_special = true, EncodeCache* cache = nullptr) const;
 
   // The exact bytes of a sequence of ids (not necessarily valid UTF-8 mid-sequence). Special tokens are
   // rendered as their text unless skip_special.
@@ -46,7 +69,8 @@ class Tokenizer {
   Tokenizer(std::vector<std::string> vocab, std::vector<AddedToken> added);
 
   // Encodes text that contains no added tokens; at_start tells whether it begins the whole input.
-  virtual void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const = 0;
+  // cache, when not null, may memoise pre-tokens (algorithms that split text into pre-tokens use it).
+  virtual void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out, EncodeCache* cache) const = 0;
   virtual std::string token_bytes(int32_t id) const = 0;
   // Post-processing of a whole decoded sequence (e.g. the SentencePiece leading space).
   virtual void finish_decode(std::string&) const {}

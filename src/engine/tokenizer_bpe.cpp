@@ -2,6 +2,7 @@
 // characters, then merges applied lowest rank first (leftmost on ties), as HF tokenizers does.
 #include <array>
 #include <queue>
+#include <unordered_map>
 
 #include "engine/pretokenizer.h"
 #include "engine/tokenizer_impl.h"
@@ -61,18 +62,20 @@ class ByteLevelBpe final : public Tokenizer {
   std::string kind() const override { return "byte-level BPE"; }
 
  protected:
-  void encode_plain(std::string_view text, bool /*at_start*/, std::vector<int32_t>& out) const override {
+  void encode_plain(std::string_view text, bool /*at_start*/, std::vector<int32_t>& out,
+                    EncodeCache* cache) const override {
     std::string mapped;
     pretokenizer_.split(text, [&](std::string_view piece) {
+      if (cache && cache->find(piece, out)) return;
+      const size_t before = out.size();
       mapped.clear();
       for (char c : piece) mapped += byte_char_[static_cast<uint8_t>(c)];
-      if (ignore_merges_) {
-        if (auto it = token_ids_.find(mapped); it != token_ids_.end()) {
-          out.push_back(it->second);
-          return;
-        }
-      }
-      bpe(piece, out);
+      const auto whole = ignore_merges_ ? token_ids_.find(mapped) : token_ids_.end();
+      if (whole != token_ids_.end())
+        out.push_back(whole->second);
+      else
+        bpe(piece, out);
+      if (cache) cache->add(piece, std::span<const int32_t>(out).subspan(before));
     });
   }
 

@@ -36,7 +36,7 @@ class SentencePieceBpe final : public Tokenizer {
   std::string kind() const override { return "SentencePiece BPE"; }
 
  protected:
-  void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const override {
+  void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out, EncodeCache*) const override {
     if (text.empty()) return;
     std::string s;
     if (o_.add_space_prefix && (at_start || !o_.prefix_first_only)) s += kSpace;

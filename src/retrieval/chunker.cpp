@@ -57,11 +57,12 @@ std::vector<size_t> token_ends(std::string_view text, const std::vector<int32_t>
   return ends;
 }
 
-std::vector<Chunk> chunk_document(const Document& doc, const Tokenizer& tokenizer, const ChunkOptions& o) {
+std::vector<Chunk> chunk_document(const Document& doc, const Tokenizer& tokenizer, const ChunkOptions& o,
+                                  EncodeCache* cache) {
   if (o.chunk_tokens < 1) throw Error("chunk size must be at least 1 token");
   if (o.overlap < 0 || o.overlap >= o.chunk_tokens) throw Error("overlap must be in [0, chunk size)");
   const std::string_view text = doc.text;
-  const std::vector<int32_t> ids = tokenizer.encode(text, /*parse_special=*/false);
+  const std::vector<int32_t> ids = tokenizer.encode(text, /*parse_special=*/false, cache);
   const std::vector<size_t> ends = token_ends(text, ids, tokenizer);
   const auto n = static_cast<int64_t>(ids.size());
   const auto offset = [&](int64_t boundary) { return boundary == 0 ? size_t{0} : ends[static_cast<size_t>(boundary - 1)]; };

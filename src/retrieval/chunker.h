@@ -23,7 +23,9 @@ struct Chunk {
   int page_first = 0, page_last = 0;  // 1-based pages of a PDF; 0 when the document has no pages
 };
 
-std::vector<Chunk> chunk_document(const Document& doc, const Tokenizer& tokenizer, const ChunkOptions& options);
+// cache: the calling thread's tokenizer memo, kept across documents (may be null).
+std::vector<Chunk> chunk_document(const Document& doc, const Tokenizer& tokenizer, const ChunkOptions& options,
+                                  EncodeCache* cache = nullptr);
 
 // The byte offset where each token of `ids` ends in `text` (ids = tokenizer.encode(text, false)).
 // Raises Error if the tokenizer's pieces do not spell the text (a normalising tokenizer).

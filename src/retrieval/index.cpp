@@ -4,7 +4,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -134,45 +137,92 @@ AddReport Index::add(const std::vector<std::string>& paths, const AddOptions& o)
   const std::unordered_map<std::string, std::string> hashes = store.file_hashes();
   uint64_t total_bytes = 0;
   for (const std::string& f : files) total_bytes += size_or_zero(f);
-  {
-    Progress progress("indexing", total_bytes, /*bytes=*/true);
-    const auto batch = static_cast<size_t>(std::max<int64_t>(1, o.batch_files));
-    for (size_t first = 0; first < files.size(); first += batch) {
-      std::vector<FileWork> work(std::min(batch, files.size() - first));
-      for (size_t i = 0; i < work.size(); ++i) work[i].path = files[first + i];
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-      for (size_t i = 0; i < work.size(); ++i) {
-        FileWork& w = work[i];
-        try {
-          w.file = load_file(w.path, o.loader);
-          const auto it = hashes.find(w.path);
-          w.unchanged = it != hashes.end() && it->second == w.file->hash;
-          if (!w.unchanged)
-            for (const Document& d : w.file->documents) w.chunks.push_back(chunk_document(d, *tokenizer, o.chunk));
-        } catch (const std::exception& e) {
-          w.error = e.what();
-          w.file.reset();
-        }
+  // Workers load and chunk files in any order, at most `window` files ahead of the writer; the writer
+  // (this thread) commits them in path order, `batch` files per transaction.
+  const size_t n = files.size();
+  const auto batch = static_cast<size_t>(std::max<int64_t>(1, o.batch_files));
+  const size_t window = 4 * batch;
+  std::vector<FileWork> work(n);
+  std::vector<char> ready(n, 0);
+  std::mutex mutex;
+  std::condition_variable work_ready, space_free;
+  std::atomic<size_t> next_file{0};
+  size_t written = 0;
+  bool stop = false;
+  auto worker = [&] {
+    EncodeCache cache;  // this worker's tokenizer memo, kept across files
+    for (size_t i; (i = next_file++) < n;) {
+      {
+        std::unique_lock lock(mutex);
+        space_free.wait(lock, [&] { return stop || i < written + window; });
+        if (stop) return;
       }
-      Transaction t(store.db());
-      for (FileWork& w : work) {
-        if (!w.file) {
-          report.problems.push_back(w.error);
-          continue;
-        }
-        report.bytes += w.file->bytes;
-        for (const std::string& warning : w.file->warnings) report.problems.push_back(warning);
-        if (w.unchanged) {
-          ++report.files_unchanged;
-          continue;
-        }
-        store.put_file(*w.file, w.chunks);
-        ++(hashes.contains(w.path) ? report.files_updated : report.files_added);
-        for (const auto& c : w.chunks) report.chunks_added += static_cast<int64_t>(c.size());
+      FileWork& w = work[i];
+      w.path = files[i];
+      try {
+        w.file = load_file(w.path, o.loader);
+        const auto it = hashes.find(w.path);
+        w.unchanged = it != hashes.end() && it->second == w.file->hash;
+        if (!w.unchanged)
+          for (const Document& d : w.file->documents) w.chunks.push_back(chunk_document(d, *tokenizer, o.chunk, &cache));
+      } catch (const std::exception& e) {
+        w.error = e.what();
+        w.file.reset();
       }
-      t.commit();
-      progress.update(report.bytes, work.back().path);
+      {
+        const std::lock_guard lock(mutex);
+        ready[i] = 1;
+      }
+      work_ready.notify_all();
     }
+  };
+  std::vector<std::thread> workers;
+  const struct Stopper {  // on every exit, error or not: release and join the workers
+    std::mutex& m;
+    bool& stop;
+    std::condition_variable& cv;
+    std::vector<std::thread>& threads;
+    ~Stopper() {
+      {
+        const std::lock_guard lock(m);
+        stop = true;
+      }
+      cv.notify_all();
+      for (std::thread& t : threads) t.join();
+    }
+  } stopper{mutex, stop, space_free, workers};
+  for (int t = 0; t < std::min<int>(threads, static_cast<int>(std::max<size_t>(n, 1))); ++t) workers.emplace_back(worker);
+
+  Progress progress("indexing", total_bytes, /*bytes=*/true);
+  for (size_t i = 0; i < n;) {
+    Transaction t(store.db());
+    for (const size_t end = std::min(n, i + batch); i < end; ++i) {
+      {
+        std::unique_lock lock(mutex);
+        work_ready.wait(lock, [&] { return ready[i] != 0; });
+      }
+      FileWork w = std::move(work[i]);
+      if (!w.file) {
+        report.problems.push_back(w.error);
+        continue;
+      }
+      report.bytes += w.file->bytes;
+      for (const std::string& warning : w.file->warnings) report.problems.push_back(warning);
+      if (w.unchanged) {
+        ++report.files_unchanged;
+        continue;
+      }
+      store.put_file(*w.file, w.chunks);
+      ++(hashes.contains(w.path) ? report.files_updated : report.files_added);
+      for (const auto& c : w.chunks) report.chunks_added += static_cast<int64_t>(c.size());
+    }
+    t.commit();
+    {
+      const std::lock_guard lock(mutex);
+      written = i;
+    }
+    space_free.notify_all();
+    progress.update(report.bytes, files[i - 1]);
   }
   if (embedder) embed_pending(*embedder, report, o);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

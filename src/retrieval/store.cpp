@@ -69,7 +69,7 @@ Store::Store(const std::string& path, bool read_only) : db_(path, read_only) {
     db_.exec("PRAGMA query_only = ON");
   } else {
     // WAL: readers never block the writer, and a killed writer loses only its open transaction.
-    db_.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    db_.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;");
     db_.exec(kSchema);
     const auto v = meta("schema_version");
     if (!v) set_meta("schema_version", std::to_string(kSchemaVersion));

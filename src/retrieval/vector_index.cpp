@@ -120,6 +120,11 @@ std::vector<Scored> VectorIndex::search(std::span<const float> query, int64_t k)
   return out;
 }
 
+void VectorIndex::set_ef_search(int ef) {
+  options_.ef_search = ef;
+  if (auto* h = hnsw_of(index_.get())) h->hnsw.efSearch = ef;
+}
+
 void VectorIndex::clear() {
   index_ = make_empty();
   seq_ = 0;

@@ -45,6 +45,7 @@ class VectorIndex {
   void add(std::span<const int64_t> ids, std::span<const float> vectors, int64_t seq);
   std::vector<Scored> search(std::span<const float> query, int64_t k) const;
   void clear();
+  void set_ef_search(int ef);  // HNSW search breadth (recall against speed); no effect on flat
   void save();  // atomically replaces the saved index
   bool saved_current() const { return saved_seq_ == seq_; }
 
