@@ -102,6 +102,11 @@ TEST(IndexCommand, BadInputIsReportedPerFileAndTheRestIndexed) {
   EXPECT_EQ(tapir[0]["doc"], fs::absolute(docs + "/records.jsonl").lexically_normal().string() + "#r1");
   EXPECT_TRUE(find_chunks(index, "x()").empty());  // script text is not content
 
+  // Options that cannot work are one error, not one per file.
+  r = run_longqa("index add --index " + q(index) + " --chunk-tokens 100 --overlap 100 " + q(docs));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "longqa: error: --overlap must be at least 0 and less than --chunk-tokens\n");
+
   // Nothing usable at all is an error; the index is untouched.
   r = run_longqa("index add --index " + q(index) + " " + q(docs + "/empty.txt"));
   EXPECT_EQ(r.status, 1);

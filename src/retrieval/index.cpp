@@ -80,6 +80,9 @@ Index::~Index() {
 
 AddReport Index::add(const std::vector<std::string>& paths, const AddOptions& o) {
   const auto start = std::chrono::steady_clock::now();
+  if (o.chunk.chunk_tokens < 1) throw Error("--chunk-tokens must be at least 1");
+  if (o.chunk.overlap < 0 || o.chunk.overlap >= o.chunk.chunk_tokens)
+    throw Error("--overlap must be at least 0 and less than --chunk-tokens");
   const int threads = hardware_threads(o.threads);
   Store& store = *store_;
   AddReport report;
