@@ -2,6 +2,8 @@
 
 #include "apps/bench.h"
 #include "apps/index_commands.h"
+#include "apps/model_args.h"
+#include "apps/ask_commands.h"
 #include "engine/quantize.h"
 #include "engine/random_model.h"
 
@@ -26,34 +28,6 @@
 
 namespace longqa::apps {
 namespace {
-
-// Options shared by every command that loads a model.
-struct ModelArgs {
-  std::string path;
-  int threads = 0;
-  std::optional<double> rope_theta;
-  std::optional<std::string> rope_scaling;
-  std::optional<double> rope_factor;
-  std::optional<int64_t> rope_original_ctx;
-
-  void add(CLI::App* cmd) {
-    cmd->add_option("-m,--model", path, "GGUF file or HF model directory")->required();
-    cmd->add_option("-t,--threads", threads, "worker threads (default: all)");
-    cmd->add_option("--rope-theta", rope_theta, "override the RoPE base");
-    cmd->add_option("--rope-scaling", rope_scaling, "override RoPE scaling: none, linear, llama3, yarn");
-    cmd->add_option("--rope-factor", rope_factor, "override the RoPE scaling factor");
-    cmd->add_option("--rope-original-ctx", rope_original_ctx, "override the pre-scaling context length");
-  }
-
-  std::unique_ptr<Model> load() const {
-    LoadOptions o;
-    o.rope.theta = rope_theta;
-    if (rope_scaling) o.rope.scaling = parse_rope_scaling(*rope_scaling, "--rope-scaling");
-    o.rope.factor = rope_factor;
-    o.rope.original_context = rope_original_ctx;
-    return Model::load(path, o);
-  }
-};
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -264,13 +238,7 @@ int run_cli(int argc, char** argv) {
   gen->add_option("-n,--n-predict", run.n_predict, "tokens to generate at most")->capture_default_str();
   gen->add_option("--ctx", run.ctx, "KV-cache size in tokens (default: prompt + n, up to the model's context)");
   gen->add_option("--kv-type", run.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
-  gen->add_option("--temp", run.sampling.temperature, "temperature; 0 = greedy")->capture_default_str();
-  gen->add_option("--top-k", run.sampling.top_k, "keep the k most likely tokens; 0 = off")->capture_default_str();
-  gen->add_option("--top-p", run.sampling.top_p, "nucleus sampling mass; 1 = off")->capture_default_str();
-  gen->add_option("--min-p", run.sampling.min_p, "drop tokens below min-p x the top probability")->capture_default_str();
-  gen->add_option("--repeat-penalty", run.sampling.repeat_penalty, "repetition penalty; 1 = off")->capture_default_str();
-  gen->add_option("--repeat-last-n", run.sampling.repeat_last_n, "tokens the penalty looks back at; -1 = all")->capture_default_str();
-  gen->add_option("--seed", run.sampling.seed, "random seed")->capture_default_str();
+  add_sampling_options(gen, run.sampling);
   gen->add_option("--stop", run.stop, "stop when this string is generated (repeatable)");
   gen->add_flag("--no-bos", run.no_bos, "do not prepend the BOS token");
   gen->add_flag("-v,--verbose", run.verbose, "print token counts and speeds to stderr");
@@ -323,6 +291,7 @@ int run_cli(int argc, char** argv) {
   bench->callback([&] { run_bench(bench_options); });
 
   const auto index_state = add_index_commands(app);
+  const auto ask_state = add_ask_commands(app);
 
   try {
     app.parse(argc, argv);

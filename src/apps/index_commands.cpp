@@ -112,7 +112,7 @@ void cmd_search(IndexCommandState& s) {
                       {"page", r.chunk.page > 0 ? nlohmann::json(r.chunk.page) : nlohmann::json(nullptr)},
                       {"score", r.score},
                       {"text", r.chunk.text}});
-    std::printf("%s\n", nlohmann::ordered_json{{"results", list}}.dump().c_str());
+    std::printf("%s\n", nlohmann::ordered_json{{"results", list}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   if (results.empty()) std::printf("no results\n");

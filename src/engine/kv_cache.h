@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -28,13 +29,18 @@ class KvCache {
   kernels::KvRows keys(int64_t layer, int64_t kv_head, int64_t first) const { return rows(k_.get(), layer, kv_head, first); }
   kernels::KvRows values(int64_t layer, int64_t kv_head, int64_t first) const { return rows(v_.get(), layer, kv_head, first); }
 
+  // The first n positions of every layer and head, raw (in this cache's type), to or from a file.
+  // Return false on an I/O error or a short read.
+  bool write(std::FILE* f, int64_t n) const;
+  bool read(std::FILE* f, int64_t n);
+
  private:
   kernels::KvRows rows(const uint8_t* base, int64_t layer, int64_t kv_head, int64_t first) const;
   size_t offset(int64_t layer, int64_t kv_head, int64_t pos) const {
     return (static_cast<size_t>(layer * n_kv_heads_ + kv_head) * static_cast<size_t>(capacity_) + static_cast<size_t>(pos)) * row_bytes_;
   }
 
-  int64_t n_kv_heads_, head_dim_, capacity_;
+  int64_t n_layers_, n_kv_heads_, head_dim_, capacity_;
   kernels::WType type_;
   size_t row_bytes_;
   size_t bytes_per_side_;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/kv_cache.h"
@@ -42,6 +43,13 @@ class Session {
 
   const Model& model() const { return model_; }
   size_t cache_bytes() const { return cache_.bytes(); }
+
+  // Persisting a prompt prefix's KV cache, so that another process can skip prefilling it.
+  // save_prefix writes the cache of all position() tokens, which are `tokens`, to path (a temporary
+  // file, then rename). load_prefix replaces this session's state with a saved one and returns its
+  // tokens; it raises Error if the file is not a prefix saved from this model shape and KV type.
+  void save_prefix(const std::string& path, std::span<const int32_t> tokens) const;
+  std::vector<int32_t> load_prefix(const std::string& path);
 
  private:
   // Runs one chunk (n <= batch) through all layers; leaves final-norm hidden rows in normed_.

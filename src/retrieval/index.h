@@ -72,6 +72,7 @@ class Index {
   int64_t remove(const std::vector<std::string>& paths);  // files removed
   std::vector<SearchResult> search(const std::string& query, const SearchOptions& options);
   IndexStats stats();
+  std::vector<StoredDocument> documents() { return store_->documents(); }
 
  private:
   void embed_pending(Embedder& embedder, AddReport& report, const AddOptions& options);

@@ -194,6 +194,29 @@ std::vector<StoredChunk> Store::chunks(const std::vector<int64_t>& ids) {
   return out;
 }
 
+std::vector<StoredDocument> Store::documents() {
+  Statement s(db_,
+              "SELECT documents.id, documents.name, chunks.begin, chunks.end, chunk_text.text FROM documents "
+              "JOIN chunks ON chunks.doc_id = documents.id JOIN chunk_text ON chunk_text.rowid = chunks.id "
+              "ORDER BY documents.id, chunks.seq");
+  std::vector<StoredDocument> out;
+  int64_t doc = -1, covered = 0;
+  while (s.step()) {
+    if (s.integer(0) != doc) {
+      doc = s.integer(0);
+      covered = 0;
+      out.push_back({s.text(1), {}});
+    }
+    const int64_t begin = s.integer(2), end = s.integer(3);
+    if (end <= covered) continue;
+    const std::string text = s.text(4);
+    if (begin > covered && covered > 0) out.back().text += "\n\n";
+    out.back().text += text.substr(static_cast<size_t>(std::max(begin, covered) - begin));
+    covered = end;
+  }
+  return out;
+}
+
 StoreStats Store::stats() {
   StoreStats st;
   Statement s(db_,

@@ -26,6 +26,11 @@ struct StoredChunk {
   std::string text;
 };
 
+struct StoredDocument {
+  std::string name;
+  std::string text;  // stitched back from its chunks (overlaps removed; skipped blank runs become "\n\n")
+};
+
 struct StoreStats {
   int64_t files = 0, documents = 0, chunks = 0, tokens = 0, embedded = 0;
 };
@@ -67,6 +72,7 @@ class Store {
   // The chunks with these ids that still exist, in the order given.
   std::vector<StoredChunk> chunks(const std::vector<int64_t>& ids);
   StoreStats stats();
+  std::vector<StoredDocument> documents();
 
  private:
   Db db_;

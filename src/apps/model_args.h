@@ -1,0 +1,45 @@
+// Command-line options shared by the commands that load a model or sample from one.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/model.h"
+#include "engine/sampler.h"
+
+namespace longqa::apps {
+
+// -m/--model, -t/--threads and the RoPE overrides.
+struct ModelArgs {
+  std::string path;
+  int threads = 0;
+  std::optional<double> rope_theta;
+  std::optional<std::string> rope_scaling;
+  std::optional<double> rope_factor;
+  std::optional<int64_t> rope_original_ctx;
+
+  void add(CLI::App* cmd) {
+    cmd->add_option("-m,--model", path, "GGUF file or HF model directory")->required();
+    cmd->add_option("-t,--threads", threads, "worker threads (default: all)");
+    cmd->add_option("--rope-theta", rope_theta, "override the RoPE base");
+    cmd->add_option("--rope-scaling", rope_scaling, "override RoPE scaling: none, linear, llama3, yarn");
+    cmd->add_option("--rope-factor", rope_factor, "override the RoPE scaling factor");
+    cmd->add_option("--rope-original-ctx", rope_original_ctx, "override the pre-scaling context length");
+  }
+
+  std::unique_ptr<Model> load() const {
+    LoadOptions o;
+    o.rope.theta = rope_theta;
+    if (rope_scaling) o.rope.scaling = parse_rope_scaling(*rope_scaling, "--rope-scaling");
+    o.rope.factor = rope_factor;
+    o.rope.original_context = rope_original_ctx;
+    return Model::load(path, o);
+  }
+};
+
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed.
+void add_sampling_options(CLI::App* cmd, SamplerOptions& sampling);
+
+}  // namespace longqa::apps

@@ -1,0 +1,294 @@
+#include "qa/conversation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "retrieval/chunker.h"
+#include "retrieval/loaders.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace longqa::qa {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Prefixes shorter than this are cheaper to prefill than to read back from disk.
+constexpr size_t kMinDiskPrefix = 256;
+
+// What identifies the model's weights for a KV prefix file: path, sizes and modification times.
+std::string model_fingerprint(const Model& model, kernels::WType kv_type) {
+  std::string id = fs::absolute(model.path()).string() + "|kv " + kernels::wtype_info(kv_type).name;
+  std::vector<fs::path> files;
+  if (fs::is_directory(model.path())) {
+    for (const auto& e : fs::directory_iterator(model.path()))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(model.path());
+  }
+  for (const fs::path& f : files)
+    id += "|" + f.filename().string() + ":" + std::to_string(fs::file_size(f)) + ":" +
+          std::to_string(fs::last_write_time(f).time_since_epoch().count());
+  return id;
+}
+
+std::vector<int32_t> tokenize(const Tokenizer& tok, const std::string& text) { return tok.encode(text, /*parse_special=*/true); }
+
+}  // namespace
+
+Conversation::Conversation(const Model& model, AskOptions options)
+    : model_(model),
+      o_(std::move(options)),
+      template_(o_.chat_template.value_or(detect_template(model))),
+      budget_(std::min<int64_t>(o_.long_budget, model.config().context_length)),
+      fingerprint_(model_fingerprint(model, o_.kv_type)) {
+  if (o_.docs.empty() == !o_.index.has_value()) throw Error("give documents (--doc) or an index (--index), not both");
+  if (o_.long_budget < 1) throw Error("--long-budget must be positive");
+  if (o_.k < 1) throw Error("--k must be at least 1");
+  for (const std::string& path : o_.docs) {
+    // A file that cannot be read is an error here: the user asked about it by name.
+    retrieval::LoadedFile f = retrieval::load_file(fs::absolute(path).lexically_normal().string(), {});
+    for (retrieval::Document& d : f.documents) docs_.push_back(std::move(d));
+  }
+  if (o_.index) index_ = std::make_unique<retrieval::Index>(*o_.index, retrieval::Index::Mode::Read);
+  if (o_.kv_cache_dir) fs::create_directories(*o_.kv_cache_dir);
+}
+
+Conversation::~Conversation() {
+  index_.reset();
+  if (!temp_index_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(temp_index_dir_, ec);
+  }
+}
+
+Conversation::Context Conversation::whole_text() {
+  Context c;
+  if (index_) {
+    for (const retrieval::StoredDocument& d : index_->documents()) {
+      c.text += (c.text.empty() ? "" : "\n\n") + d.text;
+      c.citations.push_back({d.name, 0, -1});
+    }
+    return c;
+  }
+  for (const retrieval::Document& d : docs_) {
+    c.text += (c.text.empty() ? "" : "\n\n") + d.text;
+    c.citations.push_back({d.name, 0, -1});
+  }
+  return c;
+}
+
+std::string Conversation::retrieval_query(const std::string& question) const {
+  // ChatQA's conversational query: the recent turns joined as "user: ...\nagent: ...\nuser: ...".
+  constexpr size_t kRecentTurns = 4;
+  std::string q;
+  const size_t first = turns_.size() > kRecentTurns ? turns_.size() - kRecentTurns : 0;
+  for (size_t i = first; i < turns_.size(); ++i)
+    q += (turns_[i].role == "user" ? "user: " : "agent: ") + turns_[i].content + "\n";
+  return q + "user: " + question;
+}
+
+Conversation::Context Conversation::retrieve(const std::string& question, double& seconds) {
+  const auto start = Clock::now();
+  if (!index_) {
+    // The --doc files, chunked with the model's own tokenizer into a throwaway index.
+    std::random_device rd;
+    temp_index_dir_ = (fs::temp_directory_path() / ("longqa-ask-" + std::to_string(rd()) + std::to_string(rd()))).string();
+    retrieval::AddOptions add;
+    add.tokenizer = model_.path();
+    add.embed_model = o_.embed_model;
+    add.chunk.chunk_tokens = o_.chunk_tokens;
+    add.threads = o_.threads;
+    std::vector<std::string> paths;
+    for (const std::string& p : o_.docs) paths.push_back(p);
+    {
+      retrieval::Index writer(temp_index_dir_, retrieval::Index::Mode::Write);
+      const retrieval::AddReport r = writer.add(paths, add);
+      if (!r.problems.empty()) throw Error(r.problems.front());
+    }
+    index_ = std::make_unique<retrieval::Index>(temp_index_dir_, retrieval::Index::Mode::Read);
+  }
+  retrieval::SearchOptions s;
+  s.k = o_.k;
+  s.retriever = o_.retriever;
+  s.threads = o_.threads;
+  Context c;
+  for (const retrieval::SearchResult& r : index_->search(retrieval_query(question), s)) {
+    c.text += (c.text.empty() ? "" : "\n\n") + r.chunk.text;  // ChatQA: retrieved chunks joined by blank lines
+    c.citations.push_back({r.chunk.doc, r.chunk.page, r.chunk.id});
+  }
+  seconds = seconds_since(start);
+  return c;
+}
+
+int64_t Conversation::prompt_tokens(const std::string& context, const std::vector<Turn>& turns) const {
+  const Tokenizer& tok = model_.tokenizer();
+  const std::string bos = model_.config().bos_id >= 0 ? tok.token_text(model_.config().bos_id) : "";
+  const RenderedPrompt p = render_prompt(template_, bos, o_.system, context, turns, o_.instruction);
+  return static_cast<int64_t>(tokenize(tok, p.prefix).size() + tokenize(tok, p.suffix).size());
+}
+
+Session& Conversation::session_for(int64_t positions) {
+  if (positions > model_.config().context_length)
+    throw Error("the prompt and answer need " + std::to_string(positions) + " positions; the model has " +
+                std::to_string(model_.config().context_length));
+  if (!session_ || session_->capacity() < positions) {
+    // Room for the long-context budget, so that a conversation about the same text keeps its cache.
+    const int64_t capacity = std::min(model_.config().context_length, std::max(positions, budget_));
+    session_.reset();
+    session_ = std::make_unique<Session>(model_, SessionOptions{.context = capacity, .threads = o_.threads, .kv_type = o_.kv_type});
+    session_tokens_.clear();
+  }
+  return *session_;
+}
+
+std::string Conversation::prefix_file(const std::vector<int32_t>& prefix) const {
+  Sha256 h;
+  h.update(fingerprint_);
+  h.update(std::string_view(reinterpret_cast<const char*>(prefix.data()), prefix.size() * sizeof(int32_t)));
+  return (fs::path(*o_.kv_cache_dir) / (h.hex() + ".kv")).string();
+}
+
+AskResult Conversation::answer(const std::string& context, const std::vector<Turn>& turns,
+                               const std::function<bool(std::string_view)>& on_text) {
+  const Tokenizer& tok = model_.tokenizer();
+  const std::string bos = model_.config().bos_id >= 0 ? tok.token_text(model_.config().bos_id) : "";
+  const RenderedPrompt p = render_prompt(template_, bos, o_.system, context, turns, o_.instruction);
+  // Prefix and suffix are tokenized apart, so the prefix's tokens (and its cache) do not depend on the question.
+  const std::vector<int32_t> prefix = tokenize(tok, p.prefix);
+  std::vector<int32_t> ids = prefix;
+  const std::vector<int32_t> suffix = tokenize(tok, p.suffix);
+  ids.insert(ids.end(), suffix.begin(), suffix.end());
+
+  AskResult r;
+  r.prompt_tokens = static_cast<int64_t>(ids.size());
+  Session& s = session_for(r.prompt_tokens + o_.generation.max_tokens);
+  auto common = [&] {
+    size_t n = 0;
+    while (n < session_tokens_.size() && n < ids.size() && session_tokens_[n] == ids[n]) ++n;
+    return n;
+  };
+  size_t reused = common();
+  double extra_prefill = 0;
+  if (o_.kv_cache_dir && prefix.size() >= kMinDiskPrefix && reused < prefix.size()) {
+    const std::string file = prefix_file(prefix);
+    bool loaded = false;
+    if (fs::exists(file)) {
+      try {
+        session_tokens_ = s.load_prefix(file);
+        loaded = session_tokens_ == prefix;
+      } catch (const Error&) {
+        loaded = false;  // a damaged or foreign file: prefill instead, and overwrite it
+      }
+      if (!loaded) {
+        s.rewind(0);
+        session_tokens_.clear();
+      }
+    }
+    if (loaded) {
+      reused = prefix.size();
+    } else {
+      // Prefill the prefix alone and save it for the next process.
+      const auto t = Clock::now();
+      s.rewind(reused);
+      s.decode(std::span<const int32_t>(prefix).subspan(reused));
+      session_tokens_ = prefix;
+      s.save_prefix(file, prefix);
+      extra_prefill = seconds_since(t);
+    }
+  }
+  // At least one token must be evaluated to get the logits of the next one.
+  const size_t start = std::min(reused, ids.size() - 1);
+  s.rewind(static_cast<int64_t>(std::min(start, session_tokens_.size())));
+  GenerateOptions g = o_.generation;
+  for (const std::string& stop : template_stops(template_)) g.stop.push_back(stop);
+  const GenerateResult res = generate(s, std::span<const int32_t>(ids).subspan(start), g, on_text);
+  // Keep the prompt in the cache, not the answer: the next prompt renders the answer its own way.
+  s.rewind(r.prompt_tokens);
+  session_tokens_ = ids;
+
+  r.reused_tokens = static_cast<int64_t>(std::min(reused, start));
+  r.answer = res.text;
+  r.completion_tokens = res.completion_tokens;
+  r.finish_reason = res.finish_reason;
+  r.prefill_seconds = res.prefill_seconds + extra_prefill;
+  r.decode_seconds = res.decode_seconds;
+  return r;
+}
+
+AskResult Conversation::map_reduce(const std::string& question, const std::function<bool(std::string_view)>& on_text) {
+  const Context whole = whole_text();
+  // Parts that leave room for the instructions and a partial summary in the window.
+  const int64_t overhead = prompt_tokens("", {{"user", question}}) + 64;
+  const int64_t part_tokens = budget_ - overhead - o_.generation.max_tokens;
+  if (part_tokens < 256) throw Error("--long-budget is too small to summarise in parts; raise it or lower -n");
+  const auto parts = retrieval::chunk_document({"context", whole.text, {}}, model_.tokenizer(), {.chunk_tokens = part_tokens});
+  constexpr size_t kMaxParts = 64;
+  if (parts.size() > kMaxParts)
+    throw Error("the text needs " + std::to_string(parts.size()) + " window-sized parts to summarise (at most " +
+                std::to_string(kMaxParts) + "); ask about a part, or raise --long-budget");
+  std::string partials;
+  AskResult total;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string part = whole.text.substr(parts[i].begin, parts[i].end - parts[i].begin);
+    const AskResult r = answer(part, {{"user", "Summarize this part of the document (part " + std::to_string(i + 1) + " of " +
+                                                   std::to_string(parts.size()) + ")."}}, {});
+    partials += (partials.empty() ? "" : "\n\n") + ("Part " + std::to_string(i + 1) + ": " + r.answer);
+    total.prefill_seconds += r.prefill_seconds;
+    total.decode_seconds += r.decode_seconds;
+    total.completion_tokens += r.completion_tokens;
+    total.prompt_tokens += r.prompt_tokens;
+  }
+  std::vector<Turn> turns = turns_;
+  turns.push_back({"user", question});
+  AskResult r = answer("Summaries of consecutive parts of the document:\n\n" + partials, turns, on_text);
+  r.prefill_seconds += total.prefill_seconds;
+  r.decode_seconds += total.decode_seconds;
+  r.prompt_tokens += total.prompt_tokens;
+  r.completion_tokens += total.completion_tokens;
+  r.citations = whole.citations;
+  return r;
+}
+
+AskResult Conversation::ask(const std::string& question, const std::function<bool(std::string_view)>& on_text) {
+  if (question.find_first_not_of(" \t\r\n") == std::string::npos) throw Error("the question is empty");
+  std::vector<Turn> turns = turns_;
+  turns.push_back({"user", question});
+
+  // Size the whole-text prompt; an index's token count tells without reading it when it is too big.
+  int64_t whole_tokens = 0;
+  Context whole;
+  const bool index_too_big = index_ && temp_index_dir_.empty() && index_->stats().store.tokens > budget_;
+  if (index_too_big) {
+    whole_tokens = index_->stats().store.tokens;
+  } else {
+    whole = whole_text();
+    whole_tokens = prompt_tokens(whole.text, turns);
+  }
+  const RouteDecision d = choose_route(o_.mode, whole_tokens, o_.generation.max_tokens, budget_, is_summary_request(question));
+  AskResult r;
+  if (d.route == Route::MapReduce) {
+    r = map_reduce(question, on_text);
+  } else if (d.route == Route::Long) {
+    r = answer(whole.text, turns, on_text);
+    r.citations = whole.citations;
+  } else {
+    double seconds = 0;
+    Context c = retrieve(question, seconds);
+    r = answer(c.text, turns, on_text);
+    r.citations = std::move(c.citations);
+    r.retrieval_seconds = seconds;
+  }
+  r.route = d.route;
+  r.route_reason = d.reason;
+  turns_.push_back({"user", question});
+  turns_.push_back({"assistant", r.answer});
+  return r;
+}
+
+}  // namespace longqa::qa

@@ -1,0 +1,30 @@
+// The router — ChatQA-2's finding made a feature: below ~32K tokens, feeding the whole text beats
+// retrieval; beyond the window, retrieval (top-k chunks) beats stuffing it. Summaries cannot be served
+// by retrieval: beyond the window they are built map-reduce. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace longqa::qa {
+
+enum class Mode { Auto, Long, Rag };
+Mode parse_mode(const std::string& name);  // auto, long, rag
+
+enum class Route { Long, Rag, MapReduce };
+const char* route_name(Route r);  // "long", "rag", "map-reduce"
+
+struct RouteDecision {
+  Route route;
+  std::string reason;  // one line for --verbose and the JSON answer
+};
+
+// prompt_tokens: the whole prompt with every document in it; budget: the long-context budget, already
+// capped at the model's context.
+RouteDecision choose_route(Mode mode, int64_t prompt_tokens, int64_t answer_tokens, int64_t budget,
+                           bool summary_request);
+
+// Whether a question asks for a summary of the whole text (which top-k chunks cannot give).
+bool is_summary_request(const std::string& question);
+
+}  // namespace longqa::qa
