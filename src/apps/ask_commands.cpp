@@ -10,6 +10,7 @@
 #include "apps/model_args.h"
 #include "engine/kv_cache.h"
 #include "qa/conversation.h"
+#include "server/server.h"
 #include "util/error.h"
 
 namespace longqa::apps {
@@ -19,8 +20,9 @@ struct AskCommandState {
   ModelArgs model;
   AskOptions options;
   std::vector<std::string> docs;
-  std::string index, mode = "auto", template_name, embed_model, kv_cache_dir, kv_type = "f16", question;
+  std::string index, mode = "auto", template_name, embed_model, kv_cache_dir, kv_type = "f16", question, api_key;
   bool json = false;
+  server::ServerOptions serve;
 };
 
 namespace {
@@ -29,6 +31,7 @@ AskOptions resolve(AskCommandState& s) {
   AskOptions o = s.options;
   o.docs = s.docs;
   if (!s.index.empty()) o.index = s.index;
+  if (o.docs.empty() == s.index.empty()) throw Error("give documents (--doc) or an index (--index)");
   o.mode = parse_mode(s.mode);
   if (!s.template_name.empty()) o.chat_template = parse_template(s.template_name);
   if (!s.embed_model.empty()) o.embed_model = s.embed_model;
@@ -132,6 +135,22 @@ void add_shared(CLI::App* cmd, AskCommandState& s) {
   add_sampling_options(cmd, s.options.generation.sampling);
 }
 
+void cmd_serve(AskCommandState& s) {
+  server::ServerOptions o = s.serve;
+  o.model = s.model.path;
+  o.threads = s.model.threads;
+  o.kv_type = parse_kv_type(s.kv_type);
+  if (!s.embed_model.empty()) o.embed_model = s.embed_model;
+  if (!s.index.empty()) o.index = s.index;
+  if (!s.api_key.empty()) o.api_key = s.api_key;
+  server::Server srv(o);
+  srv.run([&](int port) {
+    std::printf("longqa: serving %s on http://%s:%d (%d slots of %lld positions)\n", o.model.c_str(), o.host.c_str(), port,
+                o.parallel, static_cast<long long>(o.context));
+    std::fflush(stdout);
+  });
+}
+
 }  // namespace
 
 std::shared_ptr<AskCommandState> add_ask_commands(CLI::App& app) {
@@ -146,6 +165,20 @@ std::shared_ptr<AskCommandState> add_ask_commands(CLI::App& app) {
   auto* chat = app.add_subcommand("chat", "a conversation about documents or an index, one question per line");
   add_shared(chat, *s);
   chat->callback([s] { cmd_chat(*s); });
+
+  auto* serve = app.add_subcommand("serve", "an OpenAI-compatible HTTP server");
+  serve->add_option("-m,--model", s->model.path, "GGUF file or HF model directory")->required();
+  serve->add_option("-t,--threads", s->model.threads, "compute threads in all (default: all)");
+  serve->add_option("--embed-model", s->embed_model, "embedding model for /v1/embeddings and the index (default: the chat model)");
+  serve->add_option("--index", s->index, "the server's index directory (created if new)");
+  serve->add_option("--host", s->serve.host, "address to bind")->capture_default_str();
+  serve->add_option("--port", s->serve.port, "port (0: any free port)")->capture_default_str();
+  serve->add_option("--api-key", s->api_key, "require Authorization: Bearer KEY on every route but /health");
+  serve->add_option("--parallel", s->serve.parallel, "sequences decoded at once")->capture_default_str();
+  serve->add_option("--ctx", s->serve.context, "context positions per sequence")->capture_default_str();
+  serve->add_option("--kv-type", s->kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
+  serve->add_option("--max-body", s->serve.max_body_bytes, "largest request body in bytes")->capture_default_str();
+  serve->callback([s] { cmd_serve(*s); });
   return s;
 }
 

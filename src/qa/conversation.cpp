@@ -41,13 +41,16 @@ std::vector<int32_t> tokenize(const Tokenizer& tok, const std::string& text) { r
 
 }  // namespace
 
-Conversation::Conversation(const Model& model, AskOptions options)
+Conversation::Conversation(const Model& model, AskOptions options, std::vector<Turn> history, PromptCache* cache)
     : model_(model),
       o_(std::move(options)),
       template_(o_.chat_template.value_or(detect_template(model))),
-      budget_(std::min<int64_t>(o_.long_budget, model.config().context_length)),
+      budget_(std::min({o_.long_budget, model.config().context_length,
+                        o_.max_context > 0 ? o_.max_context : model.config().context_length})),
+      turns_(std::move(history)),
+      cache_(cache ? *cache : own_cache_),
       fingerprint_(model_fingerprint(model, o_.kv_type)) {
-  if (o_.docs.empty() == !o_.index.has_value()) throw Error("give documents (--doc) or an index (--index), not both");
+  if (!o_.docs.empty() && o_.index) throw Error("give documents or an index, not both");
   if (o_.long_budget < 1) throw Error("--long-budget must be positive");
   if (o_.k < 1) throw Error("--k must be at least 1");
   for (const std::string& path : o_.docs) {
@@ -134,17 +137,17 @@ int64_t Conversation::prompt_tokens(const std::string& context, const std::vecto
 }
 
 Session& Conversation::session_for(int64_t positions) {
-  if (positions > model_.config().context_length)
-    throw Error("the prompt and answer need " + std::to_string(positions) + " positions; the model has " +
-                std::to_string(model_.config().context_length));
-  if (!session_ || session_->capacity() < positions) {
+  const int64_t limit = context_limit();
+  if (positions > limit)
+    throw Error("the prompt and answer need " + std::to_string(positions) + " positions; the context is " + std::to_string(limit));
+  if (!cache_.session || cache_.session->capacity() < positions) {
     // Room for the long-context budget, so that a conversation about the same text keeps its cache.
-    const int64_t capacity = std::min(model_.config().context_length, std::max(positions, budget_));
-    session_.reset();
-    session_ = std::make_unique<Session>(model_, SessionOptions{.context = capacity, .threads = o_.threads, .kv_type = o_.kv_type});
-    session_tokens_.clear();
+    const int64_t capacity = std::min(limit, std::max(positions, budget_));
+    cache_.session.reset();
+    cache_.tokens.clear();
+    cache_.session = std::make_unique<Session>(model_, SessionOptions{.context = capacity, .threads = o_.threads, .kv_type = o_.kv_type});
   }
-  return *session_;
+  return *cache_.session;
 }
 
 std::string Conversation::prefix_file(const std::vector<int32_t>& prefix) const {
@@ -154,23 +157,37 @@ std::string Conversation::prefix_file(const std::vector<int32_t>& prefix) const 
   return (fs::path(*o_.kv_cache_dir) / (h.hex() + ".kv")).string();
 }
 
-AskResult Conversation::answer(const std::string& context, const std::vector<Turn>& turns,
-                               const std::function<bool(std::string_view)>& on_text) {
+Conversation::Prompt Conversation::tokenize_prompt(const std::string& context, const std::vector<Turn>& turns) const {
   const Tokenizer& tok = model_.tokenizer();
   const std::string bos = model_.config().bos_id >= 0 ? tok.token_text(model_.config().bos_id) : "";
   const RenderedPrompt p = render_prompt(template_, bos, o_.system, context, turns, o_.instruction);
   // Prefix and suffix are tokenized apart, so the prefix's tokens (and its cache) do not depend on the question.
-  const std::vector<int32_t> prefix = tokenize(tok, p.prefix);
-  std::vector<int32_t> ids = prefix;
+  Prompt out;
+  out.ids = tokenize(tok, p.prefix);
+  out.prefix_tokens = out.ids.size();
   const std::vector<int32_t> suffix = tokenize(tok, p.suffix);
-  ids.insert(ids.end(), suffix.begin(), suffix.end());
+  out.ids.insert(out.ids.end(), suffix.begin(), suffix.end());
+  const int64_t need = static_cast<int64_t>(out.ids.size()) + o_.generation.max_tokens;
+  if (need > context_limit())
+    throw Error("the prompt of " + std::to_string(out.ids.size()) + " tokens and " + std::to_string(o_.generation.max_tokens) +
+                " answer tokens exceed the context of " + std::to_string(context_limit()));
+  return out;
+}
 
+int64_t Conversation::context_limit() const {
+  const int64_t model = model_.config().context_length;
+  return o_.max_context > 0 ? std::min(o_.max_context, model) : model;
+}
+
+AskResult Conversation::answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text) {
+  const std::vector<int32_t>& ids = prompt.ids;
+  const std::vector<int32_t> prefix(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(prompt.prefix_tokens));
   AskResult r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
   Session& s = session_for(r.prompt_tokens + o_.generation.max_tokens);
   auto common = [&] {
     size_t n = 0;
-    while (n < session_tokens_.size() && n < ids.size() && session_tokens_[n] == ids[n]) ++n;
+    while (n < cache_.tokens.size() && n < ids.size() && cache_.tokens[n] == ids[n]) ++n;
     return n;
   };
   size_t reused = common();
@@ -180,14 +197,14 @@ AskResult Conversation::answer(const std::string& context, const std::vector<Tur
     bool loaded = false;
     if (fs::exists(file)) {
       try {
-        session_tokens_ = s.load_prefix(file);
-        loaded = session_tokens_ == prefix;
+        cache_.tokens = s.load_prefix(file);
+        loaded = cache_.tokens == prefix;
       } catch (const Error&) {
         loaded = false;  // a damaged or foreign file: prefill instead, and overwrite it
       }
       if (!loaded) {
         s.rewind(0);
-        session_tokens_.clear();
+        cache_.tokens.clear();
       }
     }
     if (loaded) {
@@ -197,22 +214,16 @@ AskResult Conversation::answer(const std::string& context, const std::vector<Tur
       const auto t = Clock::now();
       s.rewind(reused);
       s.decode(std::span<const int32_t>(prefix).subspan(reused));
-      session_tokens_ = prefix;
+      cache_.tokens = prefix;
       s.save_prefix(file, prefix);
       extra_prefill = seconds_since(t);
     }
   }
-  // At least one token must be evaluated to get the logits of the next one.
-  const size_t start = std::min(reused, ids.size() - 1);
-  s.rewind(static_cast<int64_t>(std::min(start, session_tokens_.size())));
   GenerateOptions g = o_.generation;
   for (const std::string& stop : template_stops(template_)) g.stop.push_back(stop);
-  const GenerateResult res = generate(s, std::span<const int32_t>(ids).subspan(start), g, on_text);
-  // Keep the prompt in the cache, not the answer: the next prompt renders the answer its own way.
-  s.rewind(r.prompt_tokens);
-  session_tokens_ = ids;
-
-  r.reused_tokens = static_cast<int64_t>(std::min(reused, start));
+  const CachedGeneration gen = generate_cached(cache_, ids, g, on_text);
+  const GenerateResult& res = gen.result;
+  r.reused_tokens = std::min(static_cast<int64_t>(reused), gen.reused_tokens);
   r.answer = res.text;
   r.completion_tokens = res.completion_tokens;
   r.finish_reason = res.finish_reason;
@@ -236,8 +247,9 @@ AskResult Conversation::map_reduce(const std::string& question, const std::funct
   AskResult total;
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string part = whole.text.substr(parts[i].begin, parts[i].end - parts[i].begin);
-    const AskResult r = answer(part, {{"user", "Summarize this part of the document (part " + std::to_string(i + 1) + " of " +
-                                                   std::to_string(parts.size()) + ")."}}, {});
+    const std::string instruction = "Summarize this part of the document (part " + std::to_string(i + 1) + " of " +
+                                    std::to_string(parts.size()) + ").";
+    const AskResult r = answer(tokenize_prompt(part, {{"user", instruction}}), {});
     partials += (partials.empty() ? "" : "\n\n") + ("Part " + std::to_string(i + 1) + ": " + r.answer);
     total.prefill_seconds += r.prefill_seconds;
     total.decode_seconds += r.decode_seconds;
@@ -246,7 +258,7 @@ AskResult Conversation::map_reduce(const std::string& question, const std::funct
   }
   std::vector<Turn> turns = turns_;
   turns.push_back({"user", question});
-  AskResult r = answer("Summaries of consecutive parts of the document:\n\n" + partials, turns, on_text);
+  AskResult r = answer(tokenize_prompt("Summaries of consecutive parts of the document:\n\n" + partials, turns), on_text);
   r.prefill_seconds += total.prefill_seconds;
   r.decode_seconds += total.decode_seconds;
   r.prompt_tokens += total.prompt_tokens;
@@ -255,8 +267,10 @@ AskResult Conversation::map_reduce(const std::string& question, const std::funct
   return r;
 }
 
-AskResult Conversation::ask(const std::string& question, const std::function<bool(std::string_view)>& on_text) {
+Conversation::Prepared Conversation::prepare(const std::string& question) {
   if (question.find_first_not_of(" \t\r\n") == std::string::npos) throw Error("the question is empty");
+  Prepared p;
+  p.question = question;
   std::vector<Turn> turns = turns_;
   turns.push_back({"user", question});
 
@@ -271,22 +285,26 @@ AskResult Conversation::ask(const std::string& question, const std::function<boo
     whole_tokens = prompt_tokens(whole.text, turns);
   }
   const RouteDecision d = choose_route(o_.mode, whole_tokens, o_.generation.max_tokens, budget_, is_summary_request(question));
-  AskResult r;
-  if (d.route == Route::MapReduce) {
-    r = map_reduce(question, on_text);
-  } else if (d.route == Route::Long) {
-    r = answer(whole.text, turns, on_text);
-    r.citations = whole.citations;
-  } else {
-    double seconds = 0;
-    Context c = retrieve(question, seconds);
-    r = answer(c.text, turns, on_text);
-    r.citations = std::move(c.citations);
-    r.retrieval_seconds = seconds;
+  p.route = d.route;
+  p.reason = d.reason;
+  if (d.route == Route::Long) {
+    p.prompt = tokenize_prompt(whole.text, turns);
+    p.citations = std::move(whole.citations);
+  } else if (d.route == Route::Rag) {
+    Context c = retrieve(question, p.retrieval_seconds);
+    p.prompt = tokenize_prompt(c.text, turns);
+    p.citations = std::move(c.citations);
   }
-  r.route = d.route;
-  r.route_reason = d.reason;
-  turns_.push_back({"user", question});
+  return p;
+}
+
+AskResult Conversation::run(const Prepared& p, const std::function<bool(std::string_view)>& on_text) {
+  AskResult r = p.route == Route::MapReduce ? map_reduce(p.question, on_text) : answer(p.prompt, on_text);
+  if (p.route != Route::MapReduce) r.citations = p.citations;
+  r.route = p.route;
+  r.route_reason = p.reason;
+  r.retrieval_seconds = p.retrieval_seconds;
+  turns_.push_back({"user", p.question});
   turns_.push_back({"assistant", r.answer});
   return r;
 }

@@ -19,6 +19,7 @@
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "qa/chat_template.h"
+#include "qa/prompt_cache.h"
 #include "qa/router.h"
 #include "retrieval/index.h"
 
@@ -26,7 +27,7 @@ namespace longqa::qa {
 
 struct AskOptions {
   std::vector<std::string> docs;      // files to ask about (loaded with the retrieval loaders) ...
-  std::optional<std::string> index;   // ... or an index directory
+  std::optional<std::string> index;   // ... or an index directory; neither: a plain chat
   Mode mode = Mode::Auto;
   int64_t long_budget = 32768;        // capped at the model's context
   int64_t k = 5;                      // chunks retrieved
@@ -39,8 +40,10 @@ struct AskOptions {
   GenerateOptions generation;
   std::optional<std::string> kv_cache_dir;  // persist the document prefix's KV cache here
   kernels::WType kv_type = kernels::WType::F16;
+  int64_t max_context = 0;  // positions a session may have; 0: the model's context
   int threads = 0;
 };
+
 
 struct Citation {
   std::string doc;
@@ -61,14 +64,34 @@ struct AskResult {
 
 class Conversation {
  public:
-  Conversation(const Model& model, AskOptions options);
+  // history: earlier turns (user/assistant, alternating as they happened); cache: borrowed, or null
+  // for one of its own.
+  Conversation(const Model& model, AskOptions options, std::vector<Turn> history = {}, PromptCache* cache = nullptr);
   ~Conversation();
   Conversation(const Conversation&) = delete;
   Conversation& operator=(const Conversation&) = delete;
 
-  // Answers the question in the context of the turns so far (and records both). on_text streams the
-  // answer; returning false cancels it.
-  AskResult ask(const std::string& question, const std::function<bool(std::string_view)>& on_text = {});
+  struct Prompt {
+    std::vector<int32_t> ids;
+    size_t prefix_tokens = 0;  // the system + context part, reusable across questions
+  };
+  // A question routed, its context retrieved and its prompt tokenized: everything that can fail on
+  // bad input (a prompt beyond the context, a bad index) fails here, before anything is generated.
+  struct Prepared {
+    std::string question;
+    Route route = Route::Long;
+    std::string reason;
+    Prompt prompt;  // empty for map-reduce, which builds its prompts as it goes
+    std::vector<Citation> citations;
+    double retrieval_seconds = 0;
+  };
+  Prepared prepare(const std::string& question);
+  // Generates the answer (and records the question and answer as turns). on_text streams it;
+  // returning false cancels it.
+  AskResult run(const Prepared& prepared, const std::function<bool(std::string_view)>& on_text = {});
+  AskResult ask(const std::string& question, const std::function<bool(std::string_view)>& on_text = {}) {
+    return run(prepare(question), on_text);
+  }
 
   Template chat_template() const { return template_; }
   const std::vector<Turn>& turns() const { return turns_; }
@@ -82,9 +105,10 @@ class Conversation {
   Context retrieve(const std::string& question, double& seconds);
   std::string retrieval_query(const std::string& question) const;
   int64_t prompt_tokens(const std::string& context, const std::vector<Turn>& turns) const;
+  Prompt tokenize_prompt(const std::string& context, const std::vector<Turn>& turns) const;  // checks the length
+  int64_t context_limit() const;
   // Prefills (reusing what it can) and generates; the session keeps the prompt, not the answer.
-  AskResult answer(const std::string& context, const std::vector<Turn>& turns,
-                   const std::function<bool(std::string_view)>& on_text);
+  AskResult answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text);
   AskResult map_reduce(const std::string& question, const std::function<bool(std::string_view)>& on_text);
   Session& session_for(int64_t positions);
   std::string prefix_file(const std::vector<int32_t>& prefix) const;
@@ -97,8 +121,8 @@ class Conversation {
   std::unique_ptr<retrieval::Index> index_;
   std::string temp_index_dir_;  // a throwaway index over --doc files, made on the first retrieval
   std::vector<Turn> turns_;
-  std::unique_ptr<Session> session_;
-  std::vector<int32_t> session_tokens_;  // what the session's KV cache holds
+  PromptCache own_cache_;
+  PromptCache& cache_;
   std::string fingerprint_;              // model file identity, for KV prefix files
 };
 
