@@ -118,7 +118,7 @@ TEST(IndexCommand, Bm25FindsPlantedFactsInRealText) {
   test::TempDir dir;
   const std::string docs = dir.file("docs"), index = dir.file("index");
   std::vector<std::string> texts;
-  for (const char* name : kLicenses) texts.push_back(read_text(test::data(std::string("corpus/") + name + ".txt")));
+  for (const char* name : kLicenses) texts.push_back(read_text(test::bundled(std::string("haystack/") + name + ".txt")));
   // Facts with invented names, planted at paragraph ends; questions ask for them in other words.
   const char* first[] = {"Vel", "Mar", "Tor", "Quin", "Zeph", "Ost", "Bram", "Cal"};
   const char* second[] = {"dorin", "avex", "umbra", "ethis", "ovar"};
@@ -187,7 +187,7 @@ TEST(IndexCommand, DenseRetrievalWithTheFixtureEmbedderReopensIdentically) {
   test::TempDir dir;
   const std::string index = dir.file("index"), docs = dir.file("docs");
   for (const char* name : {"GPL-3", "MPL-2.0"})
-    write_text(docs + "/" + name + ".txt", read_text(test::data(std::string("corpus/") + name + ".txt")));
+    write_text(docs + "/" + name + ".txt", read_text(test::bundled(std::string("haystack/") + name + ".txt")));
   const std::string embed = test::model_dir("tiny-mistral");
   auto r = run_longqa("index add --index " + q(index) + " --embed-model " + q(embed) + " --chunk-tokens 400 " + q(docs));
   ASSERT_EQ(r.status, 0) << r.err;
@@ -286,7 +286,7 @@ TEST(IndexCommand, SigkillDuringEmbeddingKeepsCommittedBatchesAndRerunFinishes) 
   test::TempDir dir;
   const std::string docs = dir.file("docs"), index = dir.file("index"), clean = dir.file("clean");
   for (const char* name : {"GPL-3", "GPL-2", "LGPL-2.1"})
-    write_text(docs + "/" + name + ".txt", read_text(test::data(std::string("corpus/") + name + ".txt")));
+    write_text(docs + "/" + name + ".txt", read_text(test::bundled(std::string("haystack/") + name + ".txt")));
   const std::string args = "--embed-model " + q(test::model_dir("tiny-mistral")) + " --chunk-tokens 64 -t 1 " + q(docs);
   const pid_t pid = spawn_longqa("index add --index " + q(index) + " " + args);
   ASSERT_TRUE(kill_when(pid, index, [](const retrieval::StoreStats& s) { return s.embedded >= 128; }));
@@ -320,7 +320,7 @@ TEST(IndexCommand, SigkillDuringEmbeddingKeepsCommittedBatchesAndRerunFinishes) 
 TEST(IndexCommand, SigkillDuringLexicalIngestionKeepsCommittedFiles) {
   test::TempDir dir;
   const std::string docs = dir.file("docs"), index = dir.file("index");
-  const std::string gpl = read_text(test::data("corpus/GPL-3.txt"));
+  const std::string gpl = read_text(test::bundled("haystack/GPL-3.txt"));
   for (int i = 0; i < 400; ++i)
     write_text(docs + "/f" + std::to_string(1000 + i) + ".txt", "Document number " + std::to_string(i) + ".\n\n" + gpl);
   const std::string args = "--chunk-tokens 256 -t 1 " + q(docs);

@@ -200,7 +200,7 @@ class ChunkerTest : public ::testing::Test {
 Tokenizer* ChunkerTest::llama3_ = nullptr;
 
 TEST_F(ChunkerTest, ChunksTileTheTextWithinTheTokenBudget) {
-  const Document doc{"gpl", read_text(test::data("corpus/GPL-3.txt")), {}};
+  const Document doc{"gpl", read_text(test::bundled("haystack/GPL-3.txt")), {}};
   const auto total = static_cast<int64_t>(llama3_->encode(doc.text, false).size());
   const auto chunks = chunk_document(doc, *llama3_, {.chunk_tokens = 300});
   ASSERT_GT(chunks.size(), 20u);
@@ -230,7 +230,7 @@ TEST_F(ChunkerTest, ChunksTileTheTextWithinTheTokenBudget) {
 }
 
 TEST_F(ChunkerTest, OverlapRepeatsTheTailOfThePreviousChunk) {
-  const Document doc{"apache", read_text(test::data("corpus/Apache-2.0.txt")), {}};
+  const Document doc{"apache", read_text(test::bundled("haystack/Apache-2.0.txt")), {}};
   const auto chunks = chunk_document(doc, *llama3_, {.chunk_tokens = 200, .overlap = 50});
   ASSERT_GT(chunks.size(), 5u);
   for (size_t i = 1; i < chunks.size(); ++i) {

@@ -4,6 +4,7 @@
 #include "apps/index_commands.h"
 #include "apps/model_args.h"
 #include "apps/ask_commands.h"
+#include "apps/eval_commands.h"
 #include "engine/quantize.h"
 #include "engine/random_model.h"
 
@@ -292,6 +293,7 @@ int run_cli(int argc, char** argv) {
 
   const auto index_state = add_index_commands(app);
   const auto ask_state = add_ask_commands(app);
+  const auto eval_state = add_eval_commands(app);
 
   try {
     app.parse(argc, argv);

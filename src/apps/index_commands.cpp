@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "apps/data_paths.h"
 #include "retrieval/index.h"
 #include "util/error.h"
 
@@ -24,17 +25,6 @@ struct IndexCommandState {
   bool json = false;
 };
 
-std::string bundled_tokenizer_path() {
-  const std::string rel = "llama3-tokenizer/tokenizer.json";
-  std::vector<fs::path> candidates = {fs::path(LONGQA_DATA_DIR) / rel};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path() / "../share/longqa" / rel);
-  for (const fs::path& p : candidates)
-    if (fs::exists(p, ec)) return p.lexically_normal().string();
-  throw Error("the bundled Llama-3 tokenizer is missing (looked in " + candidates[0].string() + "); give --tokenizer");
-}
-
 namespace {
 
 std::optional<std::string> given(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
@@ -46,7 +36,7 @@ int cmd_add(IndexCommandState& s) {
   o.pooling = given(s.pooling);
   o.query_instruction = given(s.instruction);
   o.dense_kind = given(s.dense_kind);
-  if (!o.tokenizer && !o.embed_model) o.default_tokenizer = bundled_tokenizer_path();
+  if (!o.tokenizer && !o.embed_model) o.default_tokenizer = bundled_data("llama3-tokenizer/tokenizer.json");
   Index index(s.dir, Index::Mode::Write);
   const AddReport r = index.add(s.paths, o);
   for (const std::string& p : r.problems) std::fprintf(stderr, "longqa: skipped: %s\n", p.c_str());

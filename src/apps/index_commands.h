@@ -13,8 +13,4 @@ struct IndexCommandState;  // option storage the callbacks read; owned by the ca
 
 std::shared_ptr<IndexCommandState> add_index_commands(CLI::App& app);
 
-// The Llama-3 tokenizer that longqa bundles (data/llama3-tokenizer), found beside the sources or in
-// an installed share/longqa directory.
-std::string bundled_tokenizer_path();
-
 }  // namespace longqa::apps

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "retrieval/chunker.h"
@@ -58,6 +59,8 @@ Conversation::Conversation(const Model& model, AskOptions options, std::vector<T
     retrieval::LoadedFile f = retrieval::load_file(fs::absolute(path).lexically_normal().string(), {});
     for (retrieval::Document& d : f.documents) docs_.push_back(std::move(d));
   }
+  for (const retrieval::Document& d : o_.texts) docs_.push_back(d);
+  if (o_.index && !docs_.empty()) throw Error("give documents or an index, not both");
   if (o_.index) index_ = std::make_unique<retrieval::Index>(*o_.index, retrieval::Index::Mode::Read);
   if (o_.kv_cache_dir) fs::create_directories(*o_.kv_cache_dir);
 }
@@ -109,6 +112,13 @@ Conversation::Context Conversation::retrieve(const std::string& question, double
     add.threads = o_.threads;
     std::vector<std::string> paths;
     for (const std::string& p : o_.docs) paths.push_back(p);
+    // Documents given as text are indexed from files in the throwaway directory.
+    for (size_t i = 0; i < o_.texts.size(); ++i) {
+      const fs::path file = fs::path(temp_index_dir_) / "texts" / ("text-" + std::to_string(i) + ".txt");
+      fs::create_directories(file.parent_path());
+      std::ofstream(file, std::ios::binary) << o_.texts[i].text;
+      paths.push_back(file.string());
+    }
     {
       retrieval::Index writer(temp_index_dir_, retrieval::Index::Mode::Write);
       const retrieval::AddReport r = writer.add(paths, add);

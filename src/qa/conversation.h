@@ -28,6 +28,7 @@ namespace longqa::qa {
 struct AskOptions {
   std::vector<std::string> docs;      // files to ask about (loaded with the retrieval loaders) ...
   std::optional<std::string> index;   // ... or an index directory; neither: a plain chat
+  std::vector<retrieval::Document> texts;  // documents given as text (evaluation), with the files
   Mode mode = Mode::Auto;
   int64_t long_budget = 32768;        // capped at the model's context
   int64_t k = 5;                      // chunks retrieved

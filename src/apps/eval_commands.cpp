@@ -1,0 +1,159 @@
+#include "apps/eval_commands.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "apps/data_paths.h"
+#include "apps/model_args.h"
+#include "engine/kv_cache.h"
+#include "eval/niah.h"
+#include "eval/scorers.h"
+#include "eval/text_norm.h"
+#include "util/error.h"
+
+namespace longqa::apps {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct EvalCommandState {
+  ModelArgs model;
+  eval::NiahOptions niah;
+  std::string lengths, depths, mode = "long", kv_type = "f16", task, preds;
+  bool json = false;
+};
+
+namespace {
+
+template <class T>
+std::vector<T> parse_list(const std::string& text, const char* option) {
+  std::vector<T> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    try {
+      size_t used = 0;
+      const double v = std::stod(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+      out.push_back(static_cast<T>(v));
+    } catch (const std::exception&) {
+      throw Error(std::string(option) + ": '" + item + "' is not a number");
+    }
+  }
+  if (out.empty()) throw Error(std::string(option) + ": empty list");
+  return out;
+}
+
+void cmd_niah(EvalCommandState& s) {
+  eval::NiahOptions o = s.niah;
+  if (!s.lengths.empty()) o.lengths = parse_list<int64_t>(s.lengths, "--lengths");
+  if (!s.depths.empty()) o.depths = parse_list<double>(s.depths, "--depths");
+  o.mode = qa::parse_mode(s.mode);
+  o.kv_type = parse_kv_type(s.kv_type);
+  o.threads = s.model.threads;
+  if (o.haystack.empty())
+    for (const auto& e : fs::directory_iterator(bundled_data("haystack")))
+      if (e.path().extension() == ".txt") o.haystack.push_back(e.path().string());
+  const auto model = s.model.load();
+  const eval::NiahReport r = eval::run_niah(*model, o, [&](const eval::NiahCell& c, size_t done, size_t total) {
+    std::fprintf(stderr, "[%zu/%zu] length %lld, depth %g%%: score %g (%s)\n", done, total, static_cast<long long>(c.length),
+                 c.depth, c.score, c.route.c_str());
+  });
+  json cells = json::array();
+  for (const eval::NiahCell& c : r.cells)
+    cells.push_back({{"length", c.length}, {"depth", c.depth}, {"score", c.score}, {"pred", c.pred}});
+  const json summary = {{"accuracy", r.accuracy}, {"cells", cells}};
+  const std::string text = summary.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::ofstream(fs::path(o.out_dir) / "niah.json") << text << "\n";
+  if (s.json) {
+    std::printf("%s\n", text.c_str());
+  } else {
+    std::printf("accuracy %.1f%% over %zu cells; results and heatmap (SVG, PNG) in %s\n", r.accuracy * 100, r.cells.size(),
+                o.out_dir.c_str());
+  }
+}
+
+std::vector<std::string> strings(const json& row, const char* key, const std::string& where) {
+  const auto it = row.find(key);
+  if (it == row.end()) throw Error(where + ": no '" + key + "' field");
+  std::vector<std::string> out;
+  if (it->is_string()) return {it->get<std::string>()};
+  if (!it->is_array()) throw Error(where + ": '" + key + "' must be a string or a list of strings");
+  for (const json& v : *it) {
+    if (!v.is_string()) throw Error(where + ": '" + key + "' must be a string or a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+void cmd_score(EvalCommandState& s) {
+  const size_t colon = s.task.find(':');
+  const std::string family = s.task.substr(0, colon), name = colon == std::string::npos ? "" : s.task.substr(colon + 1);
+  if (family != "ruler" && family != "longbench")
+    throw Error("--task " + s.task + ": longqa scores ruler:TASK and longbench:DATASET so far");
+  std::ifstream in(s.preds);
+  if (!in) throw Error(s.preds + ": cannot open");
+  std::vector<std::string> preds;
+  std::vector<std::vector<std::string>> refs;
+  std::vector<std::string> all_classes;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = s.preds + ":" + std::to_string(line_no);
+    const json row = json::parse(line, nullptr, false);
+    if (!row.is_object()) throw Error(where + ": not a JSON object");
+    if (!row.contains("pred") || !row["pred"].is_string()) throw Error(where + ": no string 'pred'");
+    if (family == "ruler") {
+      preds.push_back(eval::ruler_postprocess(row["pred"].get<std::string>()));
+      refs.push_back(strings(row, "outputs", where));
+    } else {
+      preds.push_back(row["pred"].get<std::string>());
+      refs.push_back(strings(row, "answers", where));
+      if (row.contains("all_classes") && row["all_classes"].is_array()) all_classes = strings(row, "all_classes", where);
+      else all_classes.clear();  // eval.py keeps the last row's value, whatever it is
+    }
+  }
+  const double score = family == "ruler"
+                           ? (eval::ruler_uses_part(name) ? eval::string_match_part(preds, refs) : eval::string_match_all(preds, refs))
+                           : eval::longbench_score(name, preds, refs, all_classes);
+  if (s.json)
+    std::printf("{\"task\": %s, \"score\": %s, \"n\": %zu}\n", json(s.task).dump().c_str(), eval::py_repr(score).c_str(), preds.size());
+  else
+    std::printf("%s: %s (%zu predictions)\n", s.task.c_str(), eval::py_repr(score).c_str(), preds.size());
+}
+
+}  // namespace
+
+std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
+  auto s = std::make_shared<EvalCommandState>();
+  auto* eval_cmd = app.add_subcommand("eval", "evaluate long-context ability the way the public benchmarks score it");
+  eval_cmd->require_subcommand(1);
+
+  auto* niah = eval_cmd->add_subcommand("niah", "needle in a haystack over context lengths x depths, with a heatmap");
+  s->model.add(niah);
+  s->niah.out_dir = "niah-results";
+  niah->add_option("--haystack", s->niah.haystack, "haystack text files (default: the bundled data/haystack)");
+  niah->add_option("--lengths", s->lengths, "context lengths in tokens, comma-separated (default 1024,2048,4096,8192)");
+  niah->add_option("--depths", s->depths, "needle depths in percent, comma-separated (default 0,25,50,75,100)");
+  niah->add_option("--needle", s->niah.needle, "the needle sentence");
+  niah->add_option("--question", s->niah.question, "the question that asks for it");
+  niah->add_option("--answer", s->niah.answer, "the text a correct answer contains");
+  niah->add_option("--mode", s->mode, "long, rag or auto")->capture_default_str();
+  niah->add_option("--buffer", s->niah.buffer, "tokens of each length left for the prompt and answer")->capture_default_str();
+  niah->add_option("-n,--max-tokens", s->niah.max_tokens, "answer tokens")->capture_default_str();
+  niah->add_option("--kv-type", s->kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
+  niah->add_option("--out", s->niah.out_dir, "results directory (rows already there are not run again)")->capture_default_str();
+  niah->add_flag("--json", s->json, "print {\"accuracy\": A, \"cells\": [...]}");
+  niah->callback([s] { cmd_niah(*s); });
+
+  auto* score = eval_cmd->add_subcommand("score", "score a predictions file as the benchmark's own code does");
+  score->add_option("--task", s->task, "ruler:TASK (e.g. ruler:niah_multikey_1) or longbench:DATASET (e.g. longbench:qasper)")->required();
+  score->add_option("--preds", s->preds, "predictions, JSONL in the benchmark's format")->required();
+  score->add_flag("--json", s->json, "print {\"task\": TASK, \"score\": S, \"n\": N}");
+  score->callback([s] { cmd_score(*s); });
+  return s;
+}
+
+}  // namespace longqa::apps

@@ -1,0 +1,198 @@
+// Evaluation: the scoring scripts' text handling, RULER's and LongBench's scorers (hand-computed
+// cases, quirks included), the needle-in-a-haystack context builder, the heatmap files, and
+// `eval niah` / `eval score` end to end.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+
+#include "engine/tokenizer.h"
+#include "eval/heatmap.h"
+#include "eval/niah.h"
+#include "eval/png.h"
+#include "eval/scorers.h"
+#include "eval/text_norm.h"
+#include "test_util.h"
+#include "util/error.h"
+
+namespace longqa {
+namespace {
+using namespace eval;
+using nlohmann::json;
+using test::run_longqa;
+
+TEST(TextNorm, NormalizeAnswerAsSquadDoes) {
+  EXPECT_EQ(normalize_answer("The Quick, brown fox!"), "quick brown fox");
+  EXPECT_EQ(normalize_answer("an apple a day"), "apple day");
+  EXPECT_EQ(normalize_answer("(The) cat sat."), "cat sat");
+  EXPECT_EQ(normalize_answer("them and another"), "them and another");  // whole words only
+  EXPECT_EQ(normalize_answer("A.B.C"), "abc");                           // punctuation goes before articles
+  EXPECT_EQ(normalize_answer("Th\xC3\xA9\xC3\xA2tre  \xC3\x89T\xC3\x89"), "th\xC3\xA9\xC3\xA2tre \xC3\xA9t\xC3\xA9");
+  EXPECT_EQ(normalize_answer("a\xC2\xA0" "b the\tc"), "b c");            // NBSP is whitespace to str.split()
+  // Curly quotes are not string.punctuation but are \W, so "the" between them is a word: a space stays.
+  EXPECT_EQ(normalize_answer("\xE2\x80\x9Cthe\xE2\x80\x9D end"), "\xE2\x80\x9C \xE2\x80\x9D end");
+  EXPECT_EQ(py_split("  a \n b\x1f" "c "), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(py_strip("\x0b x y \xE3\x80\x80"), "x y");
+}
+
+TEST(TextNorm, PythonRoundAndRepr) {
+  EXPECT_EQ(py_round(2.675, 2), 2.67);  // the double just below 2.675
+  EXPECT_EQ(py_round(0.125, 2), 0.12);  // an exact tie goes to even
+  EXPECT_EQ(py_round(0.375, 2), 0.38);
+  EXPECT_EQ(py_round(200.0 / 3, 2), 66.67);
+  EXPECT_EQ(py_repr(100.0), "100.0");
+  EXPECT_EQ(py_repr(66.67), "66.67");
+  EXPECT_EQ(py_repr(0.0), "0.0");
+  EXPECT_EQ(py_repr(85.71), "85.71");
+}
+
+TEST(Scorers, RulerStringMatch) {
+  const std::vector<std::string> preds = {"The special magic numbers are 123 and 456.", "No idea", "it is 999"};
+  const std::vector<std::vector<std::string>> refs = {{"123", "456"}, {"789"}, {"999", "111"}};
+  EXPECT_EQ(string_match_all(preds, refs), 50.0);   // (1 + 0 + 0.5) / 3 * 100 = 50
+  EXPECT_EQ(string_match_part(preds, refs), 66.67);  // (1 + 0 + 1) / 3 * 100
+  EXPECT_EQ(string_match_all({"ABC"}, {{"abc"}}), 100.0);  // case-insensitive
+  EXPECT_EQ(ruler_postprocess("  answer:\x01" "42 \t\n"), "answer:\n42");
+  EXPECT_TRUE(ruler_uses_part("qa_1"));
+  EXPECT_FALSE(ruler_uses_part("niah_multikey_2"));
+  EXPECT_THROW(string_match_all({}, {}), Error);
+  EXPECT_THROW(string_match_all({"x"}, {{}}), Error);
+}
+
+TEST(Scorers, LongBenchMetrics) {
+  // pred tokens [cat sat on mat], truth [cat on mat]: p = 3/4, r = 1.
+  EXPECT_DOUBLE_EQ(longbench_qa_f1("The cat sat on the mat.", "a cat on a mat"), 2 * 0.75 / 1.75);
+  EXPECT_EQ(longbench_qa_f1("nothing", "cat"), 0.0);
+  EXPECT_DOUBLE_EQ(longbench_count("There are 3 passages, I think 3 or 4", "3"), 2.0 / 3);
+  EXPECT_EQ(longbench_count("no numbers", "3"), 0.0);
+  EXPECT_EQ(longbench_retrieval("Paragraph 12 and paragraph 3", "Paragraph 12"), 0.5);
+  EXPECT_EQ(longbench_retrieval("12", "see Paragraph x, then Paragraph 12"), 1.0);
+  EXPECT_THROW(longbench_retrieval("12", "nothing"), Error);
+  // metrics.py removes from the list it iterates: "Num" survives because its turn is skipped.
+  EXPECT_EQ(longbench_classification("Number of people, Number", "Number of people", {"Number", "Num", "Number of people"}), 0.5);
+  EXPECT_EQ(longbench_classification("Location", "Location", {"Location", "Person"}), 1.0);
+  EXPECT_EQ(longbench_classification("Person", "Location", {"Location", "Person"}), 0.0);
+}
+
+TEST(Scorers, LongBenchDatasetRules) {
+  EXPECT_EQ(longbench_score("qasper", {"The cat sat on the mat."}, {{"a dog", "a cat on a mat"}}, {}), 85.71);
+  // trec keeps the first non-empty line only.
+  EXPECT_EQ(longbench_score("trec", {"\n\nLocation\nPerson"}, {{"Location"}}, {"Location", "Person"}), 100.0);
+  EXPECT_EQ(longbench_score("passage_count", {"3", "5"}, {{"3"}, {"4"}}, {}), 50.0);
+  EXPECT_THROW(longbench_score("gov_report", {"x"}, {{"y"}}, {}), Error);
+  EXPECT_THROW(longbench_score("nope", {"x"}, {{"y"}}, {}), Error);
+}
+
+TEST(Niah, NeedleGoesAfterAPeriodAtTheRequestedDepth) {
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
+  std::ifstream in(test::bundled("haystack/GPL-3.txt"));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<int32_t> hay = tok->encode(text, false);
+  const std::string needle_text = "\nThe secret word is walrus.\n";
+  const std::vector<int32_t> needle = tok->encode(needle_text, false);
+  for (double depth : {0.0, 25.0, 50.0, 100.0}) {
+    const std::string ctx = niah_context(*tok, hay, needle, 1000, depth);
+    const size_t at = ctx.find(needle_text);
+    ASSERT_NE(at, std::string::npos) << depth;
+    EXPECT_NEAR(static_cast<double>(tok->encode(ctx, false).size()), 1000.0, 3.0);
+    if (depth == 0) EXPECT_EQ(at, 0u);
+    if (depth == 100) EXPECT_EQ(at + needle_text.size(), ctx.size());
+    if (depth > 0 && depth < 100) {
+      EXPECT_EQ(ctx[at - 1], '.');  // backed up to a sentence end
+      const double share = static_cast<double>(tok->encode(ctx.substr(0, at), false).size()) / (1000.0 - static_cast<double>(needle.size()));
+      EXPECT_LE(share, depth / 100 + 0.01);
+      EXPECT_GE(share, depth / 100 - 0.15);
+    }
+  }
+  EXPECT_THROW(niah_context(*tok, hay, needle, 5, 50), Error);
+}
+
+TEST(Heatmap, PngDecodesToTheDrawnPixels) {
+  Image img(7, 3, 0x102030);
+  img.set(6, 2, 0xFF0000);
+  const std::string png = encode_png(img);
+  ASSERT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n");
+  // IDAT's zlib stream inflates to the filter bytes and pixels.
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  const uint32_t len = static_cast<uint8_t>(png[idat - 4]) << 24 | static_cast<uint8_t>(png[idat - 3]) << 16 |
+                       static_cast<uint8_t>(png[idat - 2]) << 8 | static_cast<uint8_t>(png[idat - 1]);
+  std::vector<uint8_t> raw(3 * (1 + 7 * 3));
+  uLongf raw_len = raw.size();
+  ASSERT_EQ(uncompress(raw.data(), &raw_len, reinterpret_cast<const Bytef*>(png.data() + idat + 4), len), Z_OK);
+  ASSERT_EQ(raw_len, raw.size());
+  EXPECT_EQ(raw[0], 0);  // filter: none
+  EXPECT_EQ(raw[1], 0x10);
+  EXPECT_EQ(raw[2], 0x20);
+  EXPECT_EQ(raw[3], 0x30);
+  const size_t last = 2 * 22 + 1 + 6 * 3;
+  EXPECT_EQ(raw[last], 0xFF);
+  EXPECT_EQ(raw[last + 1], 0);
+  // Each chunk's CRC covers its type and data.
+  EXPECT_EQ(crc32(0, reinterpret_cast<const Bytef*>(png.data() + idat), len + 4),
+            static_cast<uint32_t>(static_cast<uint8_t>(png[idat + 4 + len]) << 24 | static_cast<uint8_t>(png[idat + 5 + len]) << 16 |
+                                  static_cast<uint8_t>(png[idat + 6 + len]) << 8 | static_cast<uint8_t>(png[idat + 7 + len])));
+}
+
+TEST(Heatmap, ColoursAndSvg) {
+  EXPECT_EQ(score_color(0), 0xd73027u);
+  EXPECT_EQ(score_color(0.5), 0xfee08bu);
+  EXPECT_EQ(score_color(1), 0x1a9850u);
+  const std::string svg = heatmap_svg({{1024, 0, 1}, {2048, 0, 0}, {1024, 50, 0.5}}, "NIAH <test>");
+  EXPECT_NE(svg.find("NIAH &lt;test&gt;"), std::string::npos);
+  EXPECT_NE(svg.find("#1a9850"), std::string::npos);
+  EXPECT_NE(svg.find("#dddddd"), std::string::npos);  // the missing (2048, 50) cell
+  EXPECT_NE(svg.find(">1K<"), std::string::npos);
+  EXPECT_NE(svg.find(">50%<"), std::string::npos);
+}
+
+TEST(EvalCommand, NiahRunsDrawsAndResumes) {
+  test::TempDir dir;
+  const std::string base = "eval niah --json -n 4 -m " + test::model_dir("tiny-llama3") + " --lengths 400,800 --out " + dir.file("out");
+  const std::string args = base + " --depths 0,50,100";
+  const auto first = run_longqa(args);
+  ASSERT_EQ(first.status, 0) << first.err;
+  const json j = json::parse(first.out);
+  ASSERT_EQ(j["cells"].size(), 6u);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+  EXPECT_NE(first.err.find("[6/6] length 800, depth 100%"), std::string::npos) << first.err;
+  for (const char* f : {"heatmap.svg", "heatmap.png", "niah.json", "niah.jsonl"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file("out/") + f)) << f;
+  // Every cell is done: a second run generates nothing and reports the same.
+  const auto second = run_longqa(args);
+  ASSERT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(second.err.find("[1/6]"), std::string::npos) << second.err;
+  EXPECT_EQ(json::parse(second.out), j);
+  // A cell more runs only that cell.
+  const auto third = run_longqa(base + " --depths 0,50,100,75");
+  EXPECT_NE(third.err.find("depth 75%"), std::string::npos) << third.err;
+  EXPECT_EQ(third.err.find("depth 50%"), std::string::npos) << third.err;
+}
+
+TEST(EvalCommand, ScoresPredictionFiles) {
+  test::TempDir dir;
+  const std::string ruler = dir.file("ruler.jsonl"), lb = dir.file("lb.jsonl");
+  std::ofstream(ruler) << R"({"pred": " 123 and 456 ", "outputs": ["123", "456"]})" "\n"
+                       << R"({"pred": "789", "outputs": ["789", "000"]})" "\n";
+  auto r = run_longqa("eval score --json --task ruler:niah_multivalue --preds " + ruler);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"task\": \"ruler:niah_multivalue\", \"score\": 75.0, \"n\": 2}\n");
+  r = run_longqa("eval score --json --task ruler:qa_1 --preds " + ruler);
+  EXPECT_EQ(json::parse(r.out)["score"], 100.0);
+  // LongBench's eval.py uses the last row's all_classes for every row.
+  std::ofstream(lb) << R"({"pred": "Person", "answers": ["Person"], "all_classes": ["Location"]})" "\n"
+                    << R"({"pred": "Location", "answers": ["Location"], "all_classes": ["Location", "Person"]})" "\n";
+  r = run_longqa("eval score --task longbench:trec --preds " + lb);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "longbench:trec: 100.0 (2 predictions)\n");
+  r = run_longqa("eval score --task longbench:gov_report --preds " + lb);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("ROUGE-L"), std::string::npos);
+  std::ofstream(dir.file("bad.jsonl")) << "{\"outputs\": [\"1\"]}\n";
+  r = run_longqa("eval score --task ruler:vt --preds " + dir.file("bad.jsonl"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bad.jsonl:1: no string 'pred'"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace longqa
