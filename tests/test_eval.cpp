@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "engine/tokenizer.h"
+#include "eval/chatrag.h"
 #include "eval/heatmap.h"
 #include "eval/niah.h"
 #include "eval/png.h"
@@ -81,6 +82,47 @@ TEST(Scorers, LongBenchDatasetRules) {
   EXPECT_EQ(longbench_score("passage_count", {"3", "5"}, {{"3"}, {"4"}}, {}), 50.0);
   EXPECT_THROW(longbench_score("gov_report", {"x"}, {{"y"}}, {}), Error);
   EXPECT_THROW(longbench_score("nope", {"x"}, {{"y"}}, {}), Error);
+}
+
+// Expected values computed with the official functions (get_scores.py / metrics.py) in Python.
+TEST(Scorers, ChatRagF1) {
+  EXPECT_EQ(parlai_normalize("The answer's a blue-car, (really)!"), "answer s blue car really");
+  EXPECT_DOUBLE_EQ(chatrag_f1("doc2dial", {"The answer is a blue car.", "", "I think yes</s>"}, {{"blue car"}, {"x"}, {"yes, it is", "no"}}),
+                   0.3333333333333333);
+  // Without InsCIt's rule the refusal counts as an answer; with it, it is dropped.
+  EXPECT_DOUBLE_EQ(chatrag_f1("doc2dial", {"Paris"}, {{"Sorry. I cannot find the answer based on the context.", "Paris, France"}}),
+                   0.6666666666666666);
+  EXPECT_DOUBLE_EQ(chatrag_f1("inscit", {"Sorry. I cannot find the answer based on the context."},
+                              {{"Sorry. I cannot find the answer based on the context.", "Paris"}}), 0.0);
+  // QuAC/DoQA: a prediction with an unanswerable key phrase becomes the canonical refusal.
+  EXPECT_DOUBLE_EQ(chatrag_f1("quac", {"I CANNOT FIND that", "it was in 1990"},
+                              {{"Sorry. I cannot find the answer based on the context."}, {"In 1990."}}), 0.8333333333333333);
+  EXPECT_THROW(chatrag_f1("convfinqa", {"x"}, {{"y"}}), Error);
+  EXPECT_THROW(chatrag_f1("quac", {"x", "y"}, {{"y"}}), Error);
+}
+
+TEST(Scorers, NumpyMeanAddsPairwise) {
+  std::vector<double> v(1000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * static_cast<double>(i % 7) + 1e-3;
+  double naive = 0;
+  for (double x : v) naive += x;
+  EXPECT_NEAR(numpy_mean(v), naive / 1000, 1e-12);
+  EXPECT_EQ(numpy_mean({1.0, 2.0, 4.0}), 7.0 / 3);
+  EXPECT_THROW(numpy_mean({}), Error);
+}
+
+TEST(Scorers, ConvFinQaRules) {
+  const std::vector<std::string> preds = {"The total is $1,234.5 million (2017)", "0.1235 roughly", "it rose 25.0 percent",
+                                          "about 80 units", "a decrease of 10", "no idea"};
+  const std::vector<ConvFinQaGold> gold = {{"1234.5", true, false, "add(1000, 234.5)", "what is the total?"},
+                                           {"0.12345", true, false, "divide(1, 8.1)", "what ratio?"},
+                                           {"0.25", true, false, "divide(1, 4)", "what percent change?"},
+                                           {"80.0", true, false, "x", "how many?"},
+                                           {"-10", true, true, "subtract(5, 15)", "what change?"},
+                                           {"7", true, true, "y", "what?"}};
+  EXPECT_DOUBLE_EQ(convfinqa_accuracy(preds, gold), 5.0 / 6);
+  // The official script crashes comparing a string answer with 0; longqa says so instead of guessing.
+  EXPECT_THROW(convfinqa_accuracy({"a decrease"}, {{"-10", false, false, "f", "q"}}), Error);
 }
 
 TEST(Niah, NeedleGoesAfterAPeriodAtTheRequestedDepth) {
@@ -185,6 +227,11 @@ TEST(EvalCommand, ScoresPredictionFiles) {
   r = run_longqa("eval score --task longbench:trec --preds " + lb);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "longbench:trec: 100.0 (2 predictions)\n");
+  std::ofstream(dir.file("quac.jsonl")) << R"({"pred": "I cannot find it", "answers": ["Sorry. I cannot find the answer based on the context."]})" "\n"
+                                        << R"({"pred": "In 1990", "answer": "in 1990."})" "\n";
+  r = run_longqa("eval score --json --task chatrag:quac --preds " + dir.file("quac.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"task\": \"chatrag:quac\", \"score\": 100.0, \"n\": 2}\n");
   r = run_longqa("eval score --task longbench:gov_report --preds " + lb);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("ROUGE-L"), std::string::npos);

@@ -9,6 +9,7 @@
 #include "apps/data_paths.h"
 #include "apps/model_args.h"
 #include "engine/kv_cache.h"
+#include "eval/chatrag.h"
 #include "eval/niah.h"
 #include "eval/scorers.h"
 #include "eval/text_norm.h"
@@ -87,16 +88,34 @@ std::vector<std::string> strings(const json& row, const char* key, const std::st
   return out;
 }
 
+// Python's str() of a JSON scalar as json.load gives it: ints, floats (repr), strings as they are.
+std::string py_str(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return v.dump();
+  if (v.is_number_float()) return eval::py_repr(v.get<double>());
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  return v.dump();
+}
+
+// ChatRAG gold answers: "answers", else "answer" (a string, a list, or anything else as str()).
+std::vector<std::string> chatrag_answers(const json& row, const std::string& where) {
+  if (row.contains("answers")) return strings(row, "answers", where);
+  if (!row.contains("answer")) throw Error(where + ": needs 'answers' or 'answer'");
+  const json& a = row["answer"];
+  if (a.is_array()) return strings(row, "answer", where);
+  return {py_str(a)};
+}
+
 void cmd_score(EvalCommandState& s) {
   const size_t colon = s.task.find(':');
   const std::string family = s.task.substr(0, colon), name = colon == std::string::npos ? "" : s.task.substr(colon + 1);
-  if (family != "ruler" && family != "longbench")
-    throw Error("--task " + s.task + ": longqa scores ruler:TASK and longbench:DATASET so far");
+  if (family != "ruler" && family != "longbench" && family != "chatrag")
+    throw Error("--task " + s.task + ": longqa scores ruler:TASK, longbench:DATASET and chatrag:DATASET so far");
   std::ifstream in(s.preds);
   if (!in) throw Error(s.preds + ": cannot open");
-  std::vector<std::string> preds;
+  std::vector<std::string> preds, all_classes;
   std::vector<std::vector<std::string>> refs;
-  std::vector<std::string> all_classes;
+  std::vector<eval::ConvFinQaGold> convfinqa;
   size_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
@@ -105,19 +124,38 @@ void cmd_score(EvalCommandState& s) {
     const json row = json::parse(line, nullptr, false);
     if (!row.is_object()) throw Error(where + ": not a JSON object");
     if (!row.contains("pred") || !row["pred"].is_string()) throw Error(where + ": no string 'pred'");
+    const std::string pred = row["pred"].get<std::string>();
     if (family == "ruler") {
-      preds.push_back(eval::ruler_postprocess(row["pred"].get<std::string>()));
+      preds.push_back(eval::ruler_postprocess(pred));
       refs.push_back(strings(row, "outputs", where));
-    } else {
-      preds.push_back(row["pred"].get<std::string>());
+    } else if (family == "longbench") {
+      preds.push_back(pred);
       refs.push_back(strings(row, "answers", where));
       if (row.contains("all_classes") && row["all_classes"].is_array()) all_classes = strings(row, "all_classes", where);
       else all_classes.clear();  // eval.py keeps the last row's value, whatever it is
+    } else if (name == "convfinqa") {
+      preds.push_back(eval::py_strip(pred));  // get_scores.py reads predictions as stripped lines
+      if (!row.contains("exe_answer") || !row.contains("messages") || !row["messages"].is_array() || row["messages"].empty())
+        throw Error(where + ": convfinqa rows need 'exe_answer', 'answers' and 'messages'");
+      const json& exe = row["exe_answer"];
+      const json& last = row["messages"].back();
+      if (!last.is_object() || !last.contains("content") || !last["content"].is_string())
+        throw Error(where + ": the last message has no 'content'");
+      const std::vector<std::string> answers = strings(row, "answers", where);
+      if (answers.empty()) throw Error(where + ": 'answers' is empty");
+      convfinqa.push_back({py_str(exe), exe.is_number(), exe.is_number_integer(), answers[0], last["content"].get<std::string>()});
+    } else {
+      preds.push_back(eval::py_strip(pred));
+      refs.push_back(chatrag_answers(row, where));
     }
   }
-  const double score = family == "ruler"
-                           ? (eval::ruler_uses_part(name) ? eval::string_match_part(preds, refs) : eval::string_match_all(preds, refs))
-                           : eval::longbench_score(name, preds, refs, all_classes);
+  double score = 0;
+  if (family == "ruler")
+    score = eval::ruler_uses_part(name) ? eval::string_match_part(preds, refs) : eval::string_match_all(preds, refs);
+  else if (family == "longbench")
+    score = eval::longbench_score(name, preds, refs, all_classes);
+  else  // ChatRAG reports F1 (or ConvFinQA's accuracy) x 100
+    score = 100 * (name == "convfinqa" ? eval::convfinqa_accuracy(preds, convfinqa) : eval::chatrag_f1(name, preds, refs));
   if (s.json)
     std::printf("{\"task\": %s, \"score\": %s, \"n\": %zu}\n", json(s.task).dump().c_str(), eval::py_repr(score).c_str(), preds.size());
   else
@@ -149,7 +187,7 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
   niah->callback([s] { cmd_niah(*s); });
 
   auto* score = eval_cmd->add_subcommand("score", "score a predictions file as the benchmark's own code does");
-  score->add_option("--task", s->task, "ruler:TASK (e.g. ruler:niah_multikey_1) or longbench:DATASET (e.g. longbench:qasper)")->required();
+  score->add_option("--task", s->task, "ruler:TASK (ruler:niah_multikey_1), longbench:DATASET (longbench:qasper) or chatrag:DATASET (chatrag:doc2dial)")->required();
   score->add_option("--preds", s->preds, "predictions, JSONL in the benchmark's format")->required();
   score->add_flag("--json", s->json, "print {\"task\": TASK, \"score\": S, \"n\": N}");
   score->callback([s] { cmd_score(*s); });

@@ -90,15 +90,8 @@ std::string py_strip(std::string_view s) {
   return begin == std::string_view::npos ? std::string() : std::string(s.substr(begin, end - begin));
 }
 
-std::string normalize_answer(std::string_view text) {
-  // lower, then remove ASCII punctuation (string.punctuation)
-  const std::string lowered = py_lower(text);
-  std::string no_punc;
-  for (char c : lowered)
-    if (!(c >= 33 && c <= 126 && !std::isalnum(static_cast<unsigned char>(c)))) no_punc += c;
-  // re.sub(r"\b(a|an|the)\b", " ", text): whole words a, an, the become a space.
+std::string replace_articles(std::string_view t) {
   std::string no_articles;
-  const std::string_view t = no_punc;
   auto word_before = [&](size_t pos) {  // is the code point ending at pos a word character?
     if (pos == 0) return false;
     size_t start = pos - 1;
@@ -127,6 +120,16 @@ std::string normalize_answer(std::string_view text) {
       no_articles += t[i++];
     }
   }
+  return no_articles;
+}
+
+std::string normalize_answer(std::string_view text) {
+  // lower, then remove ASCII punctuation (string.punctuation)
+  const std::string lowered = py_lower(text);
+  std::string no_punc;
+  for (char c : lowered)
+    if (!(c >= 33 && c <= 126 && !std::isalnum(static_cast<unsigned char>(c)))) no_punc += c;
+  const std::string no_articles = replace_articles(no_punc);
   // " ".join(text.split())
   std::string out;
   for (const std::string& w : py_split(no_articles)) out += (out.empty() ? "" : " ") + w;

@@ -18,6 +18,8 @@ std::vector<std::string> py_split(std::string_view s);  // str.split() with no a
 std::string py_strip(std::string_view s);               // str.strip() with no argument
 bool py_is_word_char(char32_t cp);                      // re's \w for str patterns
 
+// re.sub(r"\b(a|an|the)\b", " ", s): the whole words a, an and the become spaces.
+std::string replace_articles(std::string_view s);
 // SQuAD / LongBench normalize_answer.
 std::string normalize_answer(std::string_view s);
 
