@@ -11,6 +11,7 @@
 #include "eval/heatmap.h"
 #include "eval/niah.h"
 #include "eval/png.h"
+#include "eval/ruler.h"
 #include "eval/scorers.h"
 #include "eval/text_norm.h"
 #include "test_util.h"
@@ -149,6 +150,44 @@ TEST(Niah, NeedleGoesAfterAPeriodAtTheRequestedDepth) {
   EXPECT_THROW(niah_context(*tok, hay, needle, 5, 50), Error);
 }
 
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST(Ruler, SamplesHoldTheirAnswersAndFitTheLength) {
+  const auto tok = load_tokenizer(test::bundled("llama3-tokenizer/tokenizer.json"));
+  std::ifstream in(test::bundled("haystack/GPL-3.txt"));
+  const std::string essay((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const std::string& task : ruler_tasks()) {
+    const RulerSample s = make_ruler_sample(task, 3, 4096, *tok, essay);
+    const int64_t budget = 4096 - ruler_tokens_to_generate(task);
+    EXPECT_LE(s.tokens, budget) << task;
+    EXPECT_GE(s.tokens, budget * 8 / 10) << task;  // it grows to the length asked for
+    EXPECT_EQ(s.tokens, static_cast<int64_t>(tok->encode(s.before + s.context + s.after, false).size())) << task;
+    ASSERT_FALSE(s.outputs.empty()) << task;
+    for (const std::string& answer : s.outputs) EXPECT_NE(s.context.find(answer), std::string::npos) << task << ": " << answer;
+    EXPECT_NE((s.before + s.after).find(s.question.substr(0, 20)), std::string::npos) << task;
+    // The same index gives the same sample; another index another one.
+    EXPECT_EQ(make_ruler_sample(task, 3, 4096, *tok, essay).context, s.context) << task;
+    EXPECT_NE(make_ruler_sample(task, 4, 4096, *tok, essay).outputs, s.outputs) << task;
+  }
+  const RulerSample multikey = make_ruler_sample("niah_multikey_1", 0, 4096, *tok, essay);
+  EXPECT_EQ(count_of(multikey.context, "One of the special magic numbers for"), 4u);  // 1 asked, 3 distractors
+  EXPECT_EQ(make_ruler_sample("niah_multivalue", 0, 4096, *tok, essay).outputs.size(), 4u);
+  EXPECT_EQ(make_ruler_sample("niah_multiquery", 0, 4096, *tok, essay).outputs.size(), 4u);
+  const RulerSample cwe = make_ruler_sample("cwe", 0, 4096, *tok, essay);
+  ASSERT_EQ(cwe.outputs.size(), 10u);
+  for (const std::string& w : cwe.outputs) EXPECT_EQ(count_of(cwe.context, ". " + w + " "), 30u - (cwe.context.ends_with(". " + w) ? 1 : 0)) << w;
+  const RulerSample vt = make_ruler_sample("vt", 0, 4096, *tok, essay);
+  ASSERT_EQ(vt.outputs.size(), 5u);
+  EXPECT_NE(vt.context.find("VAR " + vt.outputs[1] + " = VAR " + vt.outputs[0]), std::string::npos);
+  EXPECT_NE(vt.after.find("5 variables are assigned the value"), std::string::npos);
+  EXPECT_THROW(make_ruler_sample("niah_single_1", 0, 150, *tok, essay), Error);
+  EXPECT_THROW(make_ruler_sample("qa_9", 0, 4096, *tok, essay), Error);
+}
+
 TEST(Heatmap, PngDecodesToTheDrawnPixels) {
   Image img(7, 3, 0x102030);
   img.set(6, 2, 0xFF0000);
@@ -209,6 +248,43 @@ TEST(EvalCommand, NiahRunsDrawsAndResumes) {
   const auto third = run_longqa(base + " --depths 0,50,100,75");
   EXPECT_NE(third.err.find("depth 75%"), std::string::npos) << third.err;
   EXPECT_EQ(third.err.find("depth 50%"), std::string::npos) << third.err;
+}
+
+TEST(EvalCommand, RunWritesRulerRowsAndResumes) {
+  test::TempDir dir;
+  const std::string preds = dir.file("preds.jsonl");
+  const std::string base = "eval run -m " + test::model_dir("tiny-llama3") + " --task ruler:niah_single_1 --length 1500";
+  const std::string args = base + " --out " + preds;
+  auto r = run_longqa(args + " --samples 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("2 predictions written, 0 already"), std::string::npos) << r.out;
+  r = run_longqa(args + " --samples 3");  // one more sample: only it is generated
+  EXPECT_NE(r.out.find("1 predictions written, 2 already"), std::string::npos) << r.out;
+  std::ifstream in(preds);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+  ASSERT_EQ(rows.size(), 3u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["index"], static_cast<int>(i));
+    EXPECT_EQ(rows[i]["outputs"].size(), 1u);
+    EXPECT_EQ(rows[i]["route"], "long");
+  }
+  r = run_longqa("eval score --json --task ruler:niah_single_1 --preds " + preds);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["n"], 3);
+  // RAG mode runs the same samples through retrieval.
+  r = run_longqa(base + " --samples 1 --mode rag --out " + dir.file("rag.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream rag(dir.file("rag.jsonl"));
+  std::string line;
+  std::getline(rag, line);
+  EXPECT_EQ(json::parse(line)["route"], "rag");
+  // A RULER-prepared file is completed prompt by prompt.
+  std::ofstream(dir.file("prepared.jsonl")) << R"({"index": 7, "input": "The number is 42. What is the number?", "outputs": ["42"], "length": 12})" "\n";
+  r = run_longqa("eval run -m " + test::model_dir("tiny-llama3") + " --task ruler:niah_single_1 --data " + dir.file("prepared.jsonl") +
+                 " --out " + dir.file("prepared-preds.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("1 predictions written"), std::string::npos) << r.out;
 }
 
 TEST(EvalCommand, ScoresPredictionFiles) {

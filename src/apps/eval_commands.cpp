@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "engine/kv_cache.h"
 #include "eval/chatrag.h"
 #include "eval/niah.h"
+#include "eval/runner.h"
 #include "eval/scorers.h"
 #include "eval/text_norm.h"
 #include "util/error.h"
@@ -21,6 +23,7 @@ using nlohmann::json;
 
 struct EvalCommandState {
   ModelArgs model;
+  eval::RunOptions run;
   eval::NiahOptions niah;
   std::string lengths, depths, mode = "long", kv_type = "f16", task, preds;
   bool json = false;
@@ -46,6 +49,14 @@ std::vector<T> parse_list(const std::string& text, const char* option) {
   return out;
 }
 
+std::vector<std::string> bundled_haystack() {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(bundled_data("haystack")))
+    if (e.path().extension() == ".txt") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 void cmd_niah(EvalCommandState& s) {
   eval::NiahOptions o = s.niah;
   if (!s.lengths.empty()) o.lengths = parse_list<int64_t>(s.lengths, "--lengths");
@@ -53,9 +64,7 @@ void cmd_niah(EvalCommandState& s) {
   o.mode = qa::parse_mode(s.mode);
   o.kv_type = parse_kv_type(s.kv_type);
   o.threads = s.model.threads;
-  if (o.haystack.empty())
-    for (const auto& e : fs::directory_iterator(bundled_data("haystack")))
-      if (e.path().extension() == ".txt") o.haystack.push_back(e.path().string());
+  if (o.haystack.empty()) o.haystack = bundled_haystack();
   const auto model = s.model.load();
   const eval::NiahReport r = eval::run_niah(*model, o, [&](const eval::NiahCell& c, size_t done, size_t total) {
     std::fprintf(stderr, "[%zu/%zu] length %lld, depth %g%%: score %g (%s)\n", done, total, static_cast<long long>(c.length),
@@ -162,6 +171,20 @@ void cmd_score(EvalCommandState& s) {
     std::printf("%s: %s (%zu predictions)\n", s.task.c_str(), eval::py_repr(score).c_str(), preds.size());
 }
 
+void cmd_run(EvalCommandState& s) {
+  eval::RunOptions o = s.run;
+  o.mode = qa::parse_mode(s.mode);
+  o.kv_type = parse_kv_type(s.kv_type);
+  o.threads = s.model.threads;
+  if (o.haystack.empty() && o.data.empty()) o.haystack = bundled_haystack();
+  const auto model = s.model.load();
+  const eval::RunReport r = eval::run_task(*model, o, [](int64_t index, const std::string&, size_t done, size_t total) {
+    std::fprintf(stderr, "[%zu/%zu] sample %lld done\n", done, total, static_cast<long long>(index));
+  });
+  std::printf("%lld predictions written, %lld already in %s\n", static_cast<long long>(r.generated),
+              static_cast<long long>(r.already_done), o.out.c_str());
+}
+
 }  // namespace
 
 std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
@@ -185,6 +208,19 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
   niah->add_option("--out", s->niah.out_dir, "results directory (rows already there are not run again)")->capture_default_str();
   niah->add_flag("--json", s->json, "print {\"accuracy\": A, \"cells\": [...]}");
   niah->callback([s] { cmd_niah(*s); });
+
+  auto* run = eval_cmd->add_subcommand("run", "generate predictions for a task (resumable: rows already written are kept)");
+  s->model.add(run);
+  run->add_option("--task", s->run.task, "ruler:TASK, e.g. ruler:niah_multikey_1, ruler:vt, ruler:cwe, ruler:fwe")->required();
+  run->add_option("--data", s->run.data, "a RULER-prepared JSONL (rows with input and outputs); default: generate samples");
+  run->add_option("--length", s->run.length, "generated samples: prompt + answer tokens")->capture_default_str();
+  run->add_option("--samples", s->run.samples, "generated samples")->capture_default_str();
+  run->add_option("--limit", s->run.limit, "at most this many samples");
+  run->add_option("--mode", s->mode, "long, rag or auto (generated samples)")->capture_default_str();
+  run->add_option("--haystack", s->run.haystack, "essay text files (default: the bundled data/haystack)");
+  run->add_option("--kv-type", s->kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
+  run->add_option("--out", s->run.out, "PREDS.jsonl (appended to)")->required();
+  run->callback([s] { cmd_run(*s); });
 
   auto* score = eval_cmd->add_subcommand("score", "score a predictions file as the benchmark's own code does");
   score->add_option("--task", s->task, "ruler:TASK (ruler:niah_multikey_1), longbench:DATASET (longbench:qasper) or chatrag:DATASET (chatrag:doc2dial)")->required();
