@@ -9,6 +9,7 @@
 #include "engine/tokenizer.h"
 #include "eval/chatrag.h"
 #include "eval/heatmap.h"
+#include "eval/infinitebench.h"
 #include "eval/niah.h"
 #include "eval/png.h"
 #include "eval/ruler.h"
@@ -124,6 +125,38 @@ TEST(Scorers, ConvFinQaRules) {
   EXPECT_DOUBLE_EQ(convfinqa_accuracy(preds, gold), 5.0 / 6);
   // The official script crashes comparing a string answer with 0; longqa says so instead of guessing.
   EXPECT_THROW(convfinqa_accuracy({"a decrease"}, {{"-10", false, false, "f", "q"}}), Error);
+}
+
+// Expected values computed with compute_scores.py's functions in Python.
+TEST(Scorers, InfiniteBenchTasks) {
+  auto one = [](const char* task, const std::string& pred, const json& label) { return infinitebench_score_one(task, pred, label); };
+  EXPECT_EQ(one("passkey", "The pass key is 71432.", "71432"), 1);
+  EXPECT_EQ(one("passkey", "key 7143 2", "71432"), 0);
+  EXPECT_EQ(one("passkey", "The pass key is 71432.", json::array({"71432"})), 0);  // a list label never equals a string
+  EXPECT_EQ(one("kv_retrieval", "The value is \"a1b2-c3\".", "a1b2-c3"), 1);
+  EXPECT_EQ(one("kv_retrieval", "a1b2-c3x", "a1b2-c3"), 0);
+  EXPECT_EQ(one("code_run", "The output is: 42", 42), 1);
+  EXPECT_EQ(one("code_run", "42.", 42), 1);
+  EXPECT_EQ(one("code_run", "result -7", -7), 1);
+  EXPECT_EQ(one("code_run", "x", 3), 0);
+  EXPECT_EQ(one("code_debug", "B. foo", json::array({"foo", "B"})), 1);
+  EXPECT_EQ(one("code_debug", "The answer is: Option C", json::array({"bar", "C"})), 1);
+  EXPECT_EQ(one("code_debug", "the answer is: bar()", json::array({"bar", "C"})), 1);
+  EXPECT_EQ(one("code_debug", "is:", json::array({"bar", "C"})), 0);
+  EXPECT_EQ(one("math_find", "It is 12.5 or 13", 12.5), 1);
+  EXPECT_EQ(one("math_find", "value 7", 7), 1);
+  EXPECT_EQ(one("math_find", "12.0", 12.0), 1);
+  EXPECT_THROW(one("math_find", "7", "7"), Error);
+  EXPECT_EQ(one("longdialogue_qa_eng", "I think it was john.", json::array({"JOHN"})), 1);
+  EXPECT_EQ(one("longdialogue_qa_eng", "Johnny", json::array({"JOHN"})), 0);
+  EXPECT_EQ(one("longbook_choice_eng", "B) dog", json::array({"dog", "B"})), 1);
+  EXPECT_EQ(one("longbook_choice_eng", "I think the answer is: C cat", json::array({"cat", "C"})), 1);
+  EXPECT_EQ(one("longbook_choice_eng", "maybe AB here", json::array({"x", "A"})), 0);
+  EXPECT_THROW(one("longbook_choice_eng", "", json::array({"x", "A"})), Error);
+  EXPECT_EQ(one("math_calc", "1, 2, 4, 8", json::array({1, 2, 3, 8})), 0.5);
+  EXPECT_DOUBLE_EQ(one("longbook_qa_eng", "The cat sat on the mat.", json::array({"a dog", "a cat on a mat"})), 2 * 0.75 / 1.75);
+  EXPECT_THROW(one("longbook_sum_eng", "x", "y"), Error);
+  EXPECT_DOUBLE_EQ(infinitebench_score("passkey", {"1", "2", "3"}, {"1", "2", "4"}), 2.0 / 3);
 }
 
 TEST(Niah, NeedleGoesAfterAPeriodAtTheRequestedDepth) {
@@ -307,7 +340,13 @@ TEST(EvalCommand, ScoresPredictionFiles) {
                                         << R"({"pred": "In 1990", "answer": "in 1990."})" "\n";
   r = run_longqa("eval score --json --task chatrag:quac --preds " + dir.file("quac.jsonl"));
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "{\"task\": \"chatrag:quac\", \"score\": 100.0, \"n\": 2}\n");
+  EXPECT_EQ(r.out, "{\"task\": \"chatrag:quac\", \"score\": 100.0, \"n\": 2, \"official\": \"f1: 1.0000\"}\n");
+  std::ofstream(dir.file("passkey.jsonl")) << R"({"prediction": "It is 123.", "ground_truth": "123"})" "\n"
+                                           << R"({"prediction": "It is 456.", "ground_truth": "457"})" "\n"
+                                           << R"({"prediction": "It is 789."})" "\n";  // no label: the script's placeholder
+  r = run_longqa("eval score --json --task infinitebench:passkey --preds " + dir.file("passkey.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"task\": \"infinitebench:passkey\", \"score\": 33.33333333333333, \"n\": 3, \"official\": \"0.3333333333333333\"}\n");
   r = run_longqa("eval score --task longbench:gov_report --preds " + lb);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("ROUGE-L"), std::string::npos);

@@ -11,6 +11,7 @@
 #include "apps/model_args.h"
 #include "engine/kv_cache.h"
 #include "eval/chatrag.h"
+#include "eval/infinitebench.h"
 #include "eval/niah.h"
 #include "eval/runner.h"
 #include "eval/scorers.h"
@@ -118,13 +119,15 @@ std::vector<std::string> chatrag_answers(const json& row, const std::string& whe
 void cmd_score(EvalCommandState& s) {
   const size_t colon = s.task.find(':');
   const std::string family = s.task.substr(0, colon), name = colon == std::string::npos ? "" : s.task.substr(colon + 1);
-  if (family != "ruler" && family != "longbench" && family != "chatrag")
-    throw Error("--task " + s.task + ": longqa scores ruler:TASK, longbench:DATASET and chatrag:DATASET so far");
+  if (family != "ruler" && family != "longbench" && family != "chatrag" && family != "infinitebench")
+    throw Error("--task " + s.task + ": longqa scores ruler:TASK, longbench:DATASET, chatrag:DATASET and infinitebench:TASK");
   std::ifstream in(s.preds);
   if (!in) throw Error(s.preds + ": cannot open");
   std::vector<std::string> preds, all_classes;
   std::vector<std::vector<std::string>> refs;
   std::vector<eval::ConvFinQaGold> convfinqa;
+  std::vector<json> labels;
+  std::string label_key;  // compute_scores.py: "ground_truth" or "label", as the first row has it
   size_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
@@ -132,6 +135,18 @@ void cmd_score(EvalCommandState& s) {
     const std::string where = s.preds + ":" + std::to_string(line_no);
     const json row = json::parse(line, nullptr, false);
     if (!row.is_object()) throw Error(where + ": not a JSON object");
+    if (family == "infinitebench") {
+      // get_preds: "prediction", else "pred"; get_labels: the first row's key, a placeholder where missing.
+      const char* key = row.contains("prediction") ? "prediction" : row.contains("pred") ? "pred" : nullptr;
+      if (!key || !row[key].is_string()) throw Error(where + ": no string 'prediction' or 'pred'");
+      if (label_key.empty()) {
+        label_key = row.contains("ground_truth") ? "ground_truth" : row.contains("label") ? "label" : "";
+        if (label_key.empty()) throw Error(where + ": no 'ground_truth' or 'label'");
+      }
+      preds.push_back(row[key].get<std::string>());
+      labels.push_back(row.contains(label_key) ? row[label_key] : json("XXXXXXXXXX"));
+      continue;
+    }
     if (!row.contains("pred") || !row["pred"].is_string()) throw Error(where + ": no string 'pred'");
     const std::string pred = row["pred"].get<std::string>();
     if (family == "ruler") {
@@ -159,16 +174,29 @@ void cmd_score(EvalCommandState& s) {
     }
   }
   double score = 0;
-  if (family == "ruler")
+  std::string official;  // what the official script prints, where it prints something else than `score`
+  if (family == "infinitebench") {
+    const double fraction = eval::infinitebench_score(name, preds, labels);
+    official = eval::py_repr(fraction);  // print(acc)
+    score = 100 * fraction;
+  } else if (family == "chatrag") {
+    const double fraction = name == "convfinqa" ? eval::convfinqa_accuracy(preds, convfinqa) : eval::chatrag_f1(name, preds, refs);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, name == "convfinqa" ? "accuracy of exact match: %.4f" : "f1: %.4f", fraction);
+    official = buf;
+    score = 100 * fraction;
+  } else if (family == "ruler") {
     score = eval::ruler_uses_part(name) ? eval::string_match_part(preds, refs) : eval::string_match_all(preds, refs);
-  else if (family == "longbench")
+  } else {
     score = eval::longbench_score(name, preds, refs, all_classes);
-  else  // ChatRAG reports F1 (or ConvFinQA's accuracy) x 100
-    score = 100 * (name == "convfinqa" ? eval::convfinqa_accuracy(preds, convfinqa) : eval::chatrag_f1(name, preds, refs));
-  if (s.json)
-    std::printf("{\"task\": %s, \"score\": %s, \"n\": %zu}\n", json(s.task).dump().c_str(), eval::py_repr(score).c_str(), preds.size());
-  else
-    std::printf("%s: %s (%zu predictions)\n", s.task.c_str(), eval::py_repr(score).c_str(), preds.size());
+  }
+  if (s.json) {
+    std::printf("{\"task\": %s, \"score\": %s, \"n\": %zu%s}\n", json(s.task).dump().c_str(), eval::py_repr(score).c_str(),
+                preds.size(), official.empty() ? "" : (", \"official\": " + json(official).dump()).c_str());
+  } else {
+    std::printf("%s: %s (%zu predictions)%s\n", s.task.c_str(), eval::py_repr(score).c_str(), preds.size(),
+                official.empty() ? "" : ("; the official script prints: " + official).c_str());
+  }
 }
 
 void cmd_run(EvalCommandState& s) {
@@ -223,7 +251,7 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
   run->callback([s] { cmd_run(*s); });
 
   auto* score = eval_cmd->add_subcommand("score", "score a predictions file as the benchmark's own code does");
-  score->add_option("--task", s->task, "ruler:TASK (ruler:niah_multikey_1), longbench:DATASET (longbench:qasper) or chatrag:DATASET (chatrag:doc2dial)")->required();
+  score->add_option("--task", s->task, "ruler:TASK, longbench:DATASET, chatrag:DATASET or infinitebench:TASK (e.g. infinitebench:passkey)")->required();
   score->add_option("--preds", s->preds, "predictions, JSONL in the benchmark's format")->required();
   score->add_flag("--json", s->json, "print {\"task\": TASK, \"score\": S, \"n\": N}");
   score->callback([s] { cmd_score(*s); });
