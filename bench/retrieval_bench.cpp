@@ -150,7 +150,10 @@ int bench_hnsw(int64_t n, int dim, int queries, int m, int ef_construction) {
       const float* c = &centers[(rng() % clusters) * static_cast<size_t>(dim)];
       float* x = &v[static_cast<size_t>(i) * dim];
       double norm = 0;
-      for (int d = 0; d < dim; ++d) norm += static_cast<double>(x[d] = c[d] + 0.7f * normal(rng)) * x[d];
+      for (int d = 0; d < dim; ++d) {
+        x[d] = c[d] + 0.7f * normal(rng);
+        norm += static_cast<double>(x[d]) * x[d];
+      }
       for (int d = 0; d < dim; ++d) x[d] = static_cast<float>(x[d] / std::sqrt(norm));
     }
     return v;

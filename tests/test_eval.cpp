@@ -171,8 +171,12 @@ TEST(Niah, NeedleGoesAfterAPeriodAtTheRequestedDepth) {
     const size_t at = ctx.find(needle_text);
     ASSERT_NE(at, std::string::npos) << depth;
     EXPECT_NEAR(static_cast<double>(tok->encode(ctx, false).size()), 1000.0, 3.0);
-    if (depth == 0) EXPECT_EQ(at, 0u);
-    if (depth == 100) EXPECT_EQ(at + needle_text.size(), ctx.size());
+    if (depth == 0) {
+      EXPECT_EQ(at, 0u);
+    }
+    if (depth == 100) {
+      EXPECT_EQ(at + needle_text.size(), ctx.size());
+    }
     if (depth > 0 && depth < 100) {
       EXPECT_EQ(ctx[at - 1], '.');  // backed up to a sentence end
       const double share = static_cast<double>(tok->encode(ctx.substr(0, at), false).size()) / (1000.0 - static_cast<double>(needle.size()));

@@ -97,16 +97,7 @@ std::string parlai_normalize(std::string_view text) {
 
 double chatrag_token_f1(std::string_view guess, std::string_view answer) {
   if (guess.empty()) return 0.0;
-  const std::vector<std::string> g = py_split(parlai_normalize(guess)), a = py_split(parlai_normalize(answer));
-  std::map<std::string, int> counts;
-  for (const std::string& w : a) ++counts[w];
-  int same = 0;
-  for (const std::string& w : g)
-    if (auto it = counts.find(w); it != counts.end() && it->second > 0) --it->second, ++same;
-  if (same == 0) return 0.0;
-  const double precision = 1.0 * same / static_cast<double>(g.size());
-  const double recall = 1.0 * same / static_cast<double>(a.size());
-  return (2 * precision * recall) / (precision + recall);
+  return token_f1(py_split(parlai_normalize(guess)), py_split(parlai_normalize(answer)));
 }
 
 double numpy_mean(const std::vector<double>& values) {

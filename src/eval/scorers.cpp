@@ -77,16 +77,7 @@ double string_match_part(const std::vector<std::string>& preds, const std::vecto
 bool ruler_uses_part(std::string_view task) { return task.substr(0, 3) == "qa_" || task == "qa"; }
 
 double longbench_qa_f1(std::string_view prediction, std::string_view ground_truth) {
-  const std::vector<std::string> p = py_split(normalize_answer(prediction)), g = py_split(normalize_answer(ground_truth));
-  std::map<std::string, int> counts;
-  for (const std::string& w : g) ++counts[w];
-  int same = 0;
-  for (const std::string& w : p)
-    if (auto it = counts.find(w); it != counts.end() && it->second > 0) --it->second, ++same;
-  if (same == 0) return 0.0;
-  const double precision = 1.0 * same / static_cast<double>(p.size());
-  const double recall = 1.0 * same / static_cast<double>(g.size());
-  return (2 * precision * recall) / (precision + recall);
+  return token_f1(py_split(normalize_answer(prediction)), py_split(normalize_answer(ground_truth)));
 }
 
 double longbench_count(std::string_view prediction, std::string_view ground_truth) {

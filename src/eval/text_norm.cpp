@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 #include "util/utf8.h"
 
@@ -134,6 +135,18 @@ std::string normalize_answer(std::string_view text) {
   std::string out;
   for (const std::string& w : py_split(no_articles)) out += (out.empty() ? "" : " ") + w;
   return out;
+}
+
+double token_f1(const std::vector<std::string>& pred, const std::vector<std::string>& gold) {
+  std::map<std::string, int> counts;
+  for (const std::string& w : gold) ++counts[w];
+  int same = 0;
+  for (const std::string& w : pred)
+    if (auto it = counts.find(w); it != counts.end() && it->second > 0) --it->second, ++same;
+  if (same == 0) return 0.0;
+  const double precision = 1.0 * same / static_cast<double>(pred.size());
+  const double recall = 1.0 * same / static_cast<double>(gold.size());
+  return (2 * precision * recall) / (precision + recall);
 }
 
 double py_round(double x, int digits) {

@@ -23,6 +23,9 @@ std::string replace_articles(std::string_view s);
 // SQuAD / LongBench normalize_answer.
 std::string normalize_answer(std::string_view s);
 
+// The scripts' token F1: Counter(pred) & Counter(gold) overlaps, 2PR / (P + R), 0 without overlap.
+double token_f1(const std::vector<std::string>& pred, const std::vector<std::string>& gold);
+
 // Python's round(x, digits) (correctly rounded, ties to even on the exact binary value).
 double py_round(double x, int digits);
 // Python's repr of a float: the shortest string that reads back to the same double ("66.67", "100.0").

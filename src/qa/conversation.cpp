@@ -139,13 +139,6 @@ Conversation::Context Conversation::retrieve(const std::string& question, double
   return c;
 }
 
-int64_t Conversation::prompt_tokens(const std::string& context, const std::vector<Turn>& turns) const {
-  const Tokenizer& tok = model_.tokenizer();
-  const std::string bos = model_.config().bos_id >= 0 ? tok.token_text(model_.config().bos_id) : "";
-  const RenderedPrompt p = render_prompt(template_, bos, o_.system, context, turns, o_.instruction);
-  return static_cast<int64_t>(tokenize(tok, p.prefix).size() + tokenize(tok, p.suffix).size());
-}
-
 Session& Conversation::session_for(int64_t positions) {
   const int64_t limit = context_limit();
   if (positions > limit)
@@ -167,7 +160,7 @@ std::string Conversation::prefix_file(const std::vector<int32_t>& prefix) const 
   return (fs::path(*o_.kv_cache_dir) / (h.hex() + ".kv")).string();
 }
 
-Conversation::Prompt Conversation::tokenize_prompt(const std::string& context, const std::vector<Turn>& turns) const {
+Conversation::Prompt Conversation::build_prompt(const std::string& context, const std::vector<Turn>& turns) const {
   const Tokenizer& tok = model_.tokenizer();
   const std::string bos = model_.config().bos_id >= 0 ? tok.token_text(model_.config().bos_id) : "";
   const RenderedPrompt p = render_prompt(template_, bos, o_.system, context, turns, o_.instruction);
@@ -177,11 +170,15 @@ Conversation::Prompt Conversation::tokenize_prompt(const std::string& context, c
   out.prefix_tokens = out.ids.size();
   const std::vector<int32_t> suffix = tokenize(tok, p.suffix);
   out.ids.insert(out.ids.end(), suffix.begin(), suffix.end());
-  const int64_t need = static_cast<int64_t>(out.ids.size()) + o_.generation.max_tokens;
-  if (need > context_limit())
-    throw Error("the prompt of " + std::to_string(out.ids.size()) + " tokens and " + std::to_string(o_.generation.max_tokens) +
-                " answer tokens exceed the context of " + std::to_string(context_limit()));
   return out;
+}
+
+Conversation::Prompt Conversation::checked(Prompt prompt) const {
+  const int64_t need = static_cast<int64_t>(prompt.ids.size()) + o_.generation.max_tokens;
+  if (need > context_limit())
+    throw Error("the prompt of " + std::to_string(prompt.ids.size()) + " tokens and " + std::to_string(o_.generation.max_tokens) +
+                " answer tokens exceed the context of " + std::to_string(context_limit()));
+  return prompt;
 }
 
 int64_t Conversation::context_limit() const {
@@ -245,7 +242,7 @@ AskResult Conversation::answer(const Prompt& prompt, const std::function<bool(st
 AskResult Conversation::map_reduce(const std::string& question, const std::function<bool(std::string_view)>& on_text) {
   const Context whole = whole_text();
   // Parts that leave room for the instructions and a partial summary in the window.
-  const int64_t overhead = prompt_tokens("", {{"user", question}}) + 64;
+  const int64_t overhead = static_cast<int64_t>(build_prompt("", {{"user", question}}).ids.size()) + 64;
   const int64_t part_tokens = budget_ - overhead - o_.generation.max_tokens;
   if (part_tokens < 256) throw Error("--long-budget is too small to summarise in parts; raise it or lower -n");
   const auto parts = retrieval::chunk_document({"context", whole.text, {}}, model_.tokenizer(), {.chunk_tokens = part_tokens});
@@ -259,7 +256,7 @@ AskResult Conversation::map_reduce(const std::string& question, const std::funct
     const std::string part = whole.text.substr(parts[i].begin, parts[i].end - parts[i].begin);
     const std::string instruction = "Summarize this part of the document (part " + std::to_string(i + 1) + " of " +
                                     std::to_string(parts.size()) + ").";
-    const AskResult r = answer(tokenize_prompt(part, {{"user", instruction}}), {});
+    const AskResult r = answer(checked(build_prompt(part, {{"user", instruction}})), {});
     partials += (partials.empty() ? "" : "\n\n") + ("Part " + std::to_string(i + 1) + ": " + r.answer);
     total.prefill_seconds += r.prefill_seconds;
     total.decode_seconds += r.decode_seconds;
@@ -268,7 +265,7 @@ AskResult Conversation::map_reduce(const std::string& question, const std::funct
   }
   std::vector<Turn> turns = turns_;
   turns.push_back({"user", question});
-  AskResult r = answer(tokenize_prompt("Summaries of consecutive parts of the document:\n\n" + partials, turns), on_text);
+  AskResult r = answer(checked(build_prompt("Summaries of consecutive parts of the document:\n\n" + partials, turns)), on_text);
   r.prefill_seconds += total.prefill_seconds;
   r.decode_seconds += total.decode_seconds;
   r.prompt_tokens += total.prompt_tokens;
@@ -287,22 +284,24 @@ Conversation::Prepared Conversation::prepare(const std::string& question) {
   // Size the whole-text prompt; an index's token count tells without reading it when it is too big.
   int64_t whole_tokens = 0;
   Context whole;
+  Prompt whole_prompt;
   const bool index_too_big = index_ && temp_index_dir_.empty() && index_->stats().store.tokens > budget_;
   if (index_too_big) {
     whole_tokens = index_->stats().store.tokens;
   } else {
     whole = whole_text();
-    whole_tokens = prompt_tokens(whole.text, turns);
+    whole_prompt = build_prompt(whole.text, turns);
+    whole_tokens = static_cast<int64_t>(whole_prompt.ids.size());
   }
   const RouteDecision d = choose_route(o_.mode, whole_tokens, o_.generation.max_tokens, budget_, is_summary_request(question));
   p.route = d.route;
   p.reason = d.reason;
   if (d.route == Route::Long) {
-    p.prompt = tokenize_prompt(whole.text, turns);
+    p.prompt = checked(std::move(whole_prompt));
     p.citations = std::move(whole.citations);
   } else if (d.route == Route::Rag) {
     Context c = retrieve(question, p.retrieval_seconds);
-    p.prompt = tokenize_prompt(c.text, turns);
+    p.prompt = checked(build_prompt(c.text, turns));
     p.citations = std::move(c.citations);
   }
   return p;

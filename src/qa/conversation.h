@@ -105,8 +105,8 @@ class Conversation {
   Context whole_text();
   Context retrieve(const std::string& question, double& seconds);
   std::string retrieval_query(const std::string& question) const;
-  int64_t prompt_tokens(const std::string& context, const std::vector<Turn>& turns) const;
-  Prompt tokenize_prompt(const std::string& context, const std::vector<Turn>& turns) const;  // checks the length
+  Prompt build_prompt(const std::string& context, const std::vector<Turn>& turns) const;
+  Prompt checked(Prompt prompt) const;  // raises Error when prompt + answer exceed the context
   int64_t context_limit() const;
   // Prefills (reusing what it can) and generates; the session keeps the prompt, not the answer.
   AskResult answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text);

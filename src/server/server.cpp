@@ -180,6 +180,17 @@ struct Server::Impl {
     }
   }
 
+  // Runs a streamed response's body; an error after the headers went out becomes an error event.
+  void stream_guarded(httplib::DataSink& sink, const std::function<void()>& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      ++metrics.errors;
+      send_event(sink, dump(error_body(e.what(), "server_error", 500)));
+    }
+    sink.done();
+  }
+
   // Server-sent events: each Json as "data: ...\n\n"; returns false once the client has gone.
   static bool send_event(httplib::DataSink& sink, const std::string& data) {
     const std::string event = "data: " + data + "\n\n";
@@ -203,7 +214,7 @@ struct Server::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream", [this, lease, conv, prepared, req, id, created](size_t, httplib::DataSink& sink) {
       bool open = send_event(sink, dump(chat_chunk(id, model_id, created, "assistant", "", "")));
-      try {
+      stream_guarded(sink, [&] {
         const qa::AskResult r = conv->run(*prepared, [&](std::string_view text) {
           open = open && send_event(sink, dump(chat_chunk(id, model_id, created, "", std::string(text), "")));
           return open;  // a client that went away cancels the generation
@@ -212,23 +223,19 @@ struct Server::Impl {
         metrics.completion_tokens += r.completion_tokens;
         if (!open) {
           ++metrics.cancelled;
-        } else {
-          Json last = chat_chunk(id, model_id, created, "", "", r.finish_reason);
-          if (req.longqa) last["longqa"] = longqa_extension(r);
-          send_event(sink, dump(last));
-          if (req.include_usage) {
-            Json u = chat_chunk(id, model_id, created, "", "", "");
-            u["choices"] = Json::array();
-            u["usage"] = usage(r.prompt_tokens, r.completion_tokens);
-            send_event(sink, dump(u));
-          }
-          send_event(sink, "[DONE]");
+          return;
         }
-      } catch (const std::exception& e) {
-        ++metrics.errors;
-        send_event(sink, dump(error_body(e.what(), "server_error", 500)));
-      }
-      sink.done();
+        Json last = chat_chunk(id, model_id, created, "", "", r.finish_reason);
+        if (req.longqa) last["longqa"] = longqa_extension(r);
+        send_event(sink, dump(last));
+        if (req.include_usage) {
+          Json u = chat_chunk(id, model_id, created, "", "", "");
+          u["choices"] = Json::array();
+          u["usage"] = usage(r.prompt_tokens, r.completion_tokens);
+          send_event(sink, dump(u));
+        }
+        send_event(sink, "[DONE]");
+      });
       return true;
     });
   }
@@ -260,7 +267,7 @@ struct Server::Impl {
     }
     res.set_chunked_content_provider("text/event-stream", [this, lease, ids, req, id, created](size_t, httplib::DataSink& sink) {
       bool open = true;
-      try {
+      stream_guarded(sink, [&] {
         const qa::CachedGeneration g = qa::generate_cached(lease->cache(), ids, req.generation, [&](std::string_view text) {
           open = open && send_event(sink, dump(text_chunk(id, model_id, created, std::string(text), "")));
           return open;
@@ -269,15 +276,11 @@ struct Server::Impl {
         metrics.completion_tokens += g.result.completion_tokens;
         if (!open) {
           ++metrics.cancelled;
-        } else {
-          send_event(sink, dump(text_chunk(id, model_id, created, "", g.result.finish_reason)));
-          send_event(sink, "[DONE]");
+          return;
         }
-      } catch (const std::exception& e) {
-        ++metrics.errors;
-        send_event(sink, dump(error_body(e.what(), "server_error", 500)));
-      }
-      sink.done();
+        send_event(sink, dump(text_chunk(id, model_id, created, "", g.result.finish_reason)));
+        send_event(sink, "[DONE]");
+      });
       return true;
     });
   }
