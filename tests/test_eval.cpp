@@ -324,6 +324,44 @@ TEST(EvalCommand, RunWritesRulerRowsAndResumes) {
   EXPECT_NE(r.out.find("1 predictions written"), std::string::npos) << r.out;
 }
 
+TEST(EvalCommand, RunsLongBenchFilesAndScoresThem) {
+  test::TempDir dir;
+  const std::string data = dir.file("hotpotqa.jsonl"), preds = dir.file("preds.jsonl");
+  {
+    std::ofstream out(data);
+    std::string ctx;
+    for (int i = 1; i < 40; ++i) ctx += "Paragraph " + std::to_string(i) + ": The river " + std::to_string(i) + " flows north. {input} ";
+    for (int i = 0; i < 3; ++i)
+      out << json{{"input", "Where does river " + std::to_string(i) + " flow?"}, {"context", ctx}, {"answers", {"north"}},
+                  {"length", 400}, {"all_classes", nullptr}, {"_id", "id" + std::to_string(i)}}.dump() << "\n";
+  }
+  const std::string base = "eval run -m " + test::model_dir("tiny-llama3") + " --task longbench:hotpotqa --data " + data;
+  auto r = run_longqa(base + " --limit 2 --max-length 600 --out " + preds);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("2 predictions written, 0 already"), std::string::npos) << r.out;
+  r = run_longqa(base + " --max-length 600 --out " + preds);
+  EXPECT_NE(r.out.find("1 predictions written, 2 already"), std::string::npos) << r.out;
+  std::ifstream in(preds);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2]["_id"], "id2");
+  EXPECT_EQ(rows[2]["answers"], json::array({"north"}));
+  EXPECT_EQ(rows[0]["route"], "long");
+  r = run_longqa("eval score --json --task longbench:hotpotqa --preds " + preds);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["n"], 3);
+  r = run_longqa(base + " --limit 1 --mode rag --k 2 --chunk-tokens 40 --out " + dir.file("rag.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream rag(dir.file("rag.jsonl"));
+  std::string line;
+  std::getline(rag, line);
+  EXPECT_EQ(json::parse(line)["route"], "rag");
+  r = run_longqa("eval run -m " + test::model_dir("tiny-llama3") + " --task longbench:nope --data " + data + " --out " + dir.file("x"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("longbench:nope is not one of the English LongBench datasets"), std::string::npos) << r.err;
+}
+
 TEST(EvalCommand, ScoresPredictionFiles) {
   test::TempDir dir;
   const std::string ruler = dir.file("ruler.jsonl"), lb = dir.file("lb.jsonl");

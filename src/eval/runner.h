@@ -1,8 +1,13 @@
 // `eval run`: predictions for a task, one JSONL row per sample in the benchmark's own prediction
-// format, appended as each finishes; samples already in the file are not generated again. RULER tasks
-// are generated at --length (ruler.h) and asked through the Conversation (so long context, RAG and the
-// router can be compared on the same samples), or read from a RULER-prepared JSONL (--data) and
-// completed as raw prompts, RULER's own protocol. One thread (the model's threads do the work).
+// format, appended as each finishes; samples already in the file are not generated again.
+// - ruler:TASK: generated at --length (ruler.h) and asked through the Conversation (so long context,
+//   RAG and the router can be compared on the same samples), or read from a RULER-prepared JSONL
+//   (--data) and completed as raw prompts, RULER's own protocol.
+// - longbench:DATASET: the public JSONL (--data) through LongBench's pred.py protocol: its prompt
+//   template, middle truncation to --max-length tokens, the chat template except for the few-shot and
+//   code datasets, greedy decoding of its max_new_tokens; in rag mode the context is replaced by the
+//   top-k BM25 chunks for the question.
+// One thread (the model's threads do the work).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,9 @@ struct RunOptions {
   int64_t limit = 0;          // at most this many samples (0: all)
   qa::Mode mode = qa::Mode::Long;
   std::vector<std::string> haystack;  // the essay text files
+  std::string longbench_config;       // data/eval/longbench.json: prompt templates and answer lengths
+  int64_t max_length = 31500;         // LongBench: prompt tokens kept (middle truncation), as model2maxlen for 32K
+  int64_t k = 5, chunk_tokens = 1200; // rag mode
   int threads = 0;
   kernels::WType kv_type = kernels::WType::F16;
 };
