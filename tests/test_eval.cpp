@@ -132,7 +132,8 @@ TEST(Scorers, InfiniteBenchTasks) {
   auto one = [](const char* task, const std::string& pred, const json& label) { return infinitebench_score_one(task, pred, label); };
   EXPECT_EQ(one("passkey", "The pass key is 71432.", "71432"), 1);
   EXPECT_EQ(one("passkey", "key 7143 2", "71432"), 0);
-  EXPECT_EQ(one("passkey", "The pass key is 71432.", json::array({"71432"})), 0);  // a list label never equals a string
+  EXPECT_EQ(one("passkey", "The pass key is 71432.", json::array({"71432"})), 1);  // a list's first item
+  EXPECT_EQ(one("kv_retrieval", "a1b2-c3", json::array({"a1b2-c3"})), 0);            // but kv_retrieval takes it whole
   EXPECT_EQ(one("kv_retrieval", "The value is \"a1b2-c3\".", "a1b2-c3"), 1);
   EXPECT_EQ(one("kv_retrieval", "a1b2-c3x", "a1b2-c3"), 0);
   EXPECT_EQ(one("code_run", "The output is: 42", 42), 1);
@@ -152,7 +153,12 @@ TEST(Scorers, InfiniteBenchTasks) {
   EXPECT_EQ(one("longbook_choice_eng", "B) dog", json::array({"dog", "B"})), 1);
   EXPECT_EQ(one("longbook_choice_eng", "I think the answer is: C cat", json::array({"cat", "C"})), 1);
   EXPECT_EQ(one("longbook_choice_eng", "maybe AB here", json::array({"x", "A"})), 0);
-  EXPECT_THROW(one("longbook_choice_eng", "", json::array({"x", "A"})), Error);
+  EXPECT_EQ(one("longbook_choice_eng", "  ", json::array({"x", "A"})), 0);
+  EXPECT_EQ(one("longbook_choice_eng", "x", json::array({"x", "A"})), 1);  // the whole prediction is an answer
+  EXPECT_EQ(one("code_debug", "  C: bar", json::array({"bar", "C"})), 1);  // stripped first
+  EXPECT_EQ(one("code_debug", "the correct option is: C", json::array({"bar", "C"})), 1);
+  EXPECT_EQ(one("math_find", "value 7", json::array({7})), 1);
+  EXPECT_EQ(one("math_calc", "1 2 3", json::array({json::array({1, 2, 4})})), 2.0 / 3);
   EXPECT_EQ(one("math_calc", "1, 2, 4, 8", json::array({1, 2, 3, 8})), 0.5);
   EXPECT_DOUBLE_EQ(one("longbook_qa_eng", "The cat sat on the mat.", json::array({"a dog", "a cat on a mat"})), 2 * 0.75 / 1.75);
   EXPECT_THROW(one("longbook_sum_eng", "x", "y"), Error);

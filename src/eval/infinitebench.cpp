@@ -32,6 +32,9 @@ std::string first_int(const std::string& s) {
 
 bool is_str(const json& v, const std::string& s) { return v.is_string() && v.get<std::string>() == s; }
 
+// `if isinstance(label, list): label = label[0]`
+const json& first_if_list(const json& label) { return label.is_array() && !label.empty() ? label[0] : label; }
+
 // `x in label` for a Python list (or str) label.
 bool in_label(const json& label, const std::string& x) {
   if (label.is_string()) return label.get<std::string>().find(x) != std::string::npos;
@@ -57,11 +60,11 @@ double code_debug(std::string pred, const json& label) {
   if (!label.is_array() || label.size() < 2 || !label[0].is_string() || !label[1].is_string())
     throw Error("code_debug labels are [function name, option letter]");
   const std::string letter = label[1].get<std::string>(), fn = label[0].get<std::string>();
-  if (pred.substr(0, 2) == letter + "." || pred.substr(0, 2) == letter + ":") return 1;
   pred = strip(pred);
+  if (pred.substr(0, 2) == letter + "." || pred.substr(0, 2) == letter + ":") return 1;
   for (const char* c : {"\n", "`", "'", "\"", "-", "*", "Option", "option"}) pred = replace_all(pred, c, " ");
   while (pred.find("  ") != std::string::npos) pred = replace_all(pred, "  ", " ");
-  for (const char* prefix : {"answer is:", "is:", "answer:"}) {
+  for (const char* prefix : {"answer is:", "is:", "answer:", "correct option is:"}) {
     std::string rest;
     if (!after_prefix(pred, prefix, rest)) continue;
     if (rest == "\x01") return 0;
@@ -71,8 +74,10 @@ double code_debug(std::string pred, const json& label) {
 }
 
 double choice(std::string pred, const json& label) {
-  if (pred.empty()) throw Error("longbook_choice_eng: the script fails on an empty prediction (pred[0])");
+  pred = strip(pred);
+  if (pred.empty()) return 0;
   if (std::string("ABCD").find(pred[0]) != std::string::npos) return in_label(label, std::string(1, pred[0])) ? 1 : 0;
+  if (in_label(label, pred)) return 1;
   pred = replace_chars(pred, "\n\"'.,?!{}");
   while (pred.find("  ") != std::string::npos) pred = replace_all(pred, "  ", " ");
   for (const char* prefix : {"answer is:", "answer:", "answer is", "option is"}) {
@@ -89,7 +94,8 @@ double choice(std::string pred, const json& label) {
   return 0;
 }
 
-double math_find(const std::string& pred, const json& label) {
+double math_find(const std::string& pred, const json& raw_label) {
+  const json& label = first_if_list(raw_label);
   if (!label.is_number()) throw Error("math_find: the script raises TypeError on a label that is not a number");
   // re.search(r"\d+\.\d+|\d+", pred): the first number, with its fraction if it has one.
   const size_t b = pred.find_first_of("0123456789");
@@ -108,8 +114,9 @@ double math_find(const std::string& pred, const json& label) {
   return std::strtod(num.c_str(), nullptr) == label.get<double>() ? 1 : 0;
 }
 
-double math_calc(const std::string& pred, const json& label) {
-  if (!label.is_array()) throw Error("math_calc labels are lists of numbers");
+double math_calc(const std::string& pred, const json& raw_label) {
+  if (!raw_label.is_array() || raw_label.empty()) throw Error("math_calc labels are lists of numbers");
+  const json& label = raw_label[0].is_array() ? raw_label[0] : raw_label;
   std::vector<long long> nums;
   for (size_t i = 0; i < pred.size();) {
     if (std::isdigit(static_cast<unsigned char>(pred[i]))) {
@@ -132,20 +139,21 @@ double math_calc(const std::string& pred, const json& label) {
 }  // namespace
 
 double infinitebench_score_one(const std::string& task, const std::string& pred, const json& label) {
-  if (task == "passkey" || task == "number_string") return is_str(label, first_int(pred)) ? 1 : 0;
-  if (task == "kv_retrieval") {
+  if (task == "passkey" || task == "number_string") return is_str(first_if_list(label), first_int(pred)) ? 1 : 0;
+  if (task == "kv_retrieval" || task == "kv_retrieval_prefix" || task == "kv_retrieval_both") {
     for (const std::string& w : split_words(replace_chars(pred, "\n:\"'.,?!{}")))
       if (is_str(label, w)) return 1;
     return 0;
   }
   if (task == "code_run") {
     const std::vector<std::string> words = split_words(replace_chars(strip(pred), "\n.`'\":"));
-    if (words.empty() || !label.is_number_integer()) return 0;
+    const json& value = first_if_list(label);
+    if (words.empty() || !value.is_number_integer()) return 0;
     const std::string& last = words.back();
     char* end = nullptr;
     const long long v = std::strtoll(last.c_str(), &end, 10);
     if (last.empty() || end != last.c_str() + last.size()) return 0;  // int() failed
-    return v == label.get<long long>() ? 1 : 0;
+    return v == value.get<long long>() ? 1 : 0;
   }
   if (task == "code_debug") return code_debug(pred, label);
   if (task == "math_find") return math_find(pred, label);
@@ -153,7 +161,7 @@ double infinitebench_score_one(const std::string& task, const std::string& pred,
   if (task == "longdialogue_qa_eng") {
     if (!label.is_array() || label.empty() || !label[0].is_string()) throw Error("longdialogue_qa_eng labels are lists of names");
     const std::string name = label[0].get<std::string>();
-    for (std::string w : split_words(replace_chars(pred, "\n:\"'.,?!{}"))) {
+    for (std::string w : split_words(replace_chars(strip(pred), "\n:\"'.,?!{}"))) {
       std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
       if (w == name) return 1;
     }
