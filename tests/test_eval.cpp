@@ -368,6 +368,36 @@ TEST(EvalCommand, RunsLongBenchFilesAndScoresThem) {
   EXPECT_NE(r.err.find("longbench:nope is not one of the English LongBench datasets"), std::string::npos) << r.err;
 }
 
+TEST(EvalCommand, RunsInfiniteBenchFilesAndScoresThem) {
+  test::TempDir dir;
+  const std::string passkey = dir.file("passkey.jsonl"), debug = dir.file("code_debug.jsonl");
+  std::string hay;
+  for (int i = 0; i < 60; ++i) hay += "The grass is green. The sky is blue. ";
+  std::ofstream(passkey) << json{{"id", 0}, {"context", hay + "The pass key is 68048. Remember it. " + hay},
+                                 {"input", "What is the pass key?"}, {"answer", {"68048"}}, {"options", json::array()}}.dump() << "\n";
+  std::ofstream(debug) << json{{"id", 5}, {"context", "def f():\n    return 1\n"}, {"input", ""}, {"answer", {"g"}},
+                               {"options", {"f", "g", "h", "k"}}}.dump() << "\n";
+  const std::string model = test::model_dir("tiny-llama3");
+  auto r = run_longqa("eval run -m " + model + " --task infinitebench:passkey --max-length 300 --data " + passkey + " --out " + dir.file("p.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream p_in(dir.file("p.jsonl"));
+  std::string line;
+  std::getline(p_in, line);
+  const json row = json::parse(line);
+  EXPECT_EQ(row["ground_truth"], json::array({"68048"}));
+  EXPECT_TRUE(row["prediction"].is_string());
+  r = run_longqa("eval score --json --task infinitebench:passkey --preds " + dir.file("p.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["n"], 1);
+  // The choice tasks' labels are written as [answer, letter].
+  r = run_longqa("eval run -m " + model + " --task infinitebench:code_debug --data " + debug + " --out " + dir.file("d.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream d_in(dir.file("d.jsonl"));
+  std::getline(d_in, line);
+  EXPECT_EQ(json::parse(line)["ground_truth"], json::array({"g", "B"}));
+  EXPECT_EQ(json::parse(line)["id"], 5);
+}
+
 TEST(EvalCommand, ScoresPredictionFiles) {
   test::TempDir dir;
   const std::string ruler = dir.file("ruler.jsonl"), lb = dir.file("lb.jsonl");

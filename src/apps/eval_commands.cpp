@@ -206,6 +206,7 @@ void cmd_run(EvalCommandState& s) {
   o.threads = s.model.threads;
   if (o.haystack.empty() && o.data.empty()) o.haystack = bundled_haystack();
   o.longbench_config = bundled_data("eval/longbench.json");
+  o.infinitebench_config = bundled_data("eval/infinitebench.json");
   const auto model = s.model.load();
   const eval::RunReport r = eval::run_task(*model, o, [](int64_t index, const std::string&, size_t done, size_t total) {
     std::fprintf(stderr, "[%zu/%zu] sample %lld done\n", done, total, static_cast<long long>(index));
@@ -240,9 +241,9 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
 
   auto* run = eval_cmd->add_subcommand("run", "generate predictions for a task (resumable: rows already written are kept)");
   s->model.add(run);
-  run->add_option("--task", s->run.task, "ruler:TASK (e.g. ruler:niah_multikey_1, ruler:vt) or longbench:DATASET (e.g. longbench:qasper)")->required();
-  run->add_option("--data", s->run.data, "the benchmark's JSONL: LongBench's DATASET.jsonl, or a RULER-prepared file (default for RULER: generate)");
-  run->add_option("--max-length", s->run.max_length, "LongBench: prompt tokens kept by middle truncation")->capture_default_str();
+  run->add_option("--task", s->run.task, "ruler:TASK (ruler:niah_multikey_1), longbench:DATASET (longbench:qasper) or infinitebench:TASK (infinitebench:passkey)")->required();
+  run->add_option("--data", s->run.data, "the benchmark's JSONL as distributed (LongBench, InfiniteBench), or a RULER-prepared file (default for RULER: generate)");
+  run->add_option("--max-length", s->run.max_length, "prompt tokens kept by middle truncation (LongBench, InfiniteBench)")->capture_default_str();
   run->add_option("--k", s->run.k, "rag mode: chunks retrieved")->capture_default_str();
   run->add_option("--chunk-tokens", s->run.chunk_tokens, "rag mode: chunk size")->capture_default_str();
   run->add_option("--length", s->run.length, "generated samples: prompt + answer tokens")->capture_default_str();

@@ -2,6 +2,8 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
+#include <regex>
 #include <set>
 
 #include "eval/ruler.h"
@@ -25,21 +27,27 @@ struct Task {
   int64_t length = 0;
 };
 
-// str.format(context=..., input=...) on a template: only the template's own fields are replaced.
-std::string format_prompt(const std::string& tmpl, const std::string& context, const std::string& input) {
+// str.format(**fields) on a template: only the template's own {name} fields are replaced, so braces
+// in the values stay as they are.
+std::string format_fields(const std::string& tmpl, const std::map<std::string, std::string>& fields) {
   std::string out;
   for (size_t i = 0; i < tmpl.size();) {
-    if (tmpl.compare(i, 9, "{context}") == 0) {
-      out += context;
-      i += 9;
-    } else if (tmpl.compare(i, 7, "{input}") == 0) {
-      out += input;
-      i += 7;
-    } else {
-      out += tmpl[i++];
-    }
+    bool replaced = false;
+    if (tmpl[i] == '{')
+      for (const auto& [name, value] : fields)
+        if (tmpl.compare(i + 1, name.size() + 1, name + "}") == 0) {
+          out += value;
+          i += name.size() + 2;
+          replaced = true;
+          break;
+        }
+    if (!replaced) out += tmpl[i++];
   }
   return out;
+}
+
+std::string format_prompt(const std::string& tmpl, const std::string& context, const std::string& input) {
+  return format_fields(tmpl, {{"context", context}, {"input", input}});
 }
 
 // The top-k BM25 chunks of a context for a query, in rank order, joined by blank lines.
@@ -178,18 +186,115 @@ RunReport run_longbench(const Model& model, const RunOptions& o, const std::stri
   return report;
 }
 
+// The fields InfiniteBench's create_prompt fills for a task, from a row of the distributed JSONL.
+std::map<std::string, std::string> infinitebench_fields(const std::string& task, const json& row, const std::string& where) {
+  const std::string context = row.value("context", std::string()), input = row.value("input", std::string());
+  std::map<std::string, std::string> f = {{"context", context}, {"input", input}, {"question", input}};
+  if (task == "longbook_choice_eng" || task == "code_debug") {
+    if (!row.contains("options") || !row["options"].is_array() || row["options"].size() < 4)
+      throw Error(where + ": " + task + " rows need four 'options'");
+    const char* names[] = {"OPTION_A", "OPTION_B", "OPTION_C", "OPTION_D"};
+    for (size_t i = 0; i < 4; ++i) f[names[i]] = row["options"][i].is_string() ? row["options"][i].get<std::string>() : row["options"][i].dump();
+  }
+  if (task == "math_find") {
+    std::smatch m;  // re.findall(r"The \w+ number", prompt)[0].lower()
+    if (!std::regex_search(input, m, std::regex("The \\w+ number"))) throw Error(where + ": cannot find the target number in the input");
+    std::string target = m.str();
+    std::transform(target.begin(), target.end(), target.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    f["prompt"] = "What is " + target + " in the following list?";
+  }
+  if (task == "code_run") {
+    std::smatch m;  // re.findall(r"func_[0-9]+\(\-?[0-9]+\)", input)[0]
+    if (!std::regex_search(input, m, std::regex("func_[0-9]+\\(-?[0-9]+\\)"))) throw Error(where + ": cannot find the function call in the input");
+    f["func_call"] = m.str();
+    f["func"] = m.str().substr(0, m.str().find('('));
+  }
+  return f;
+}
+
+RunReport run_infinitebench(const Model& model, const RunOptions& o, const std::string& task,
+                            const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
+  if (o.data.empty()) throw Error("eval run: infinitebench needs --data TASK.jsonl (the distributed InfiniteBench file)");
+  std::ifstream cfg_in(o.infinitebench_config);
+  const json cfg = json::parse(cfg_in, nullptr, false);
+  if (!cfg.is_object() || !cfg.contains("prompts")) throw Error(o.infinitebench_config + ": not the InfiniteBench prompt configuration");
+  if (!cfg["prompts"].contains(task)) throw Error("infinitebench:" + task + " is not one of the English InfiniteBench tasks");
+  const std::string tmpl = cfg["prompts"][task].get<std::string>();
+  const int64_t max_new = cfg["max_new_tokens"][task].get<int64_t>();
+  const Tokenizer& tok = model.tokenizer();
+  const int64_t max_length = std::min(o.max_length, model.config().context_length - max_new - 64);
+
+  std::ifstream in(o.data);
+  if (!in) throw Error(o.data + ": cannot open");
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json row = json::parse(line, nullptr, false);
+    if (!row.is_object() || !row.contains("answer")) throw Error(o.data + ":" + std::to_string(rows.size() + 1) + ": an InfiniteBench row needs 'answer'");
+    rows.push_back(std::move(row));
+  }
+  if (o.limit > 0 && static_cast<int64_t>(rows.size()) > o.limit) rows.resize(static_cast<size_t>(o.limit));
+  const std::set<int64_t> done = done_indices(o.out);
+  std::ofstream out(o.out, std::ios::app);
+  if (!out) throw Error(o.out + ": cannot write");
+
+  RunReport report;
+  qa::PromptCache cache;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto index = static_cast<int64_t>(i);
+    if (done.contains(index)) {
+      ++report.already_done;
+      continue;
+    }
+    const json& row = rows[i];
+    std::map<std::string, std::string> fields = infinitebench_fields(task, row, o.data + ":" + std::to_string(i + 1));
+    std::string route = "long";
+    if (o.mode == qa::Mode::Rag) {
+      fields["context"] = retrieve_chunks(fields["context"], fields["input"].empty() ? tmpl : fields["input"], tok, o.k, o.chunk_tokens);
+      route = "rag";
+    }
+    // truncate_input(tokens, max_length, "middle"): tokens[:max // 2] + tokens[-max // 2:] (Python's floor division).
+    std::vector<int32_t> ids = tok.encode(format_fields(tmpl, fields), false);
+    if (static_cast<int64_t>(ids.size()) > max_length) {
+      const auto head = static_cast<size_t>(max_length / 2), tail = static_cast<size_t>((max_length + 1) / 2);
+      std::vector<int32_t> kept(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(head));
+      kept.insert(kept.end(), ids.end() - static_cast<std::ptrdiff_t>(tail), ids.end());
+      ids = tok.encode(tok.decode(kept, true), false);
+    }
+    if (model.config().bos_id >= 0) ids.insert(ids.begin(), model.config().bos_id);
+    session_with(cache, model, static_cast<int64_t>(ids.size()) + max_new, o);
+    GenerateOptions g;
+    g.max_tokens = max_new;
+    const std::string pred = qa::generate_cached(cache, ids, g, {}).result.text;
+    // The choice tasks' labels are [answer, option letter], as the scorer reads them.
+    json label = row["answer"];
+    if ((task == "code_debug" || task == "longbook_choice_eng") && row.contains("options") && row["options"].is_array()) {
+      const json answer = label.is_array() && !label.empty() ? label[0] : label;
+      for (size_t k = 0; k < row["options"].size() && k < 4; ++k)
+        if (row["options"][k] == answer) label = json::array({answer, std::string(1, static_cast<char>('A' + k))});
+    }
+    json result = {{"index", index}, {"id", row.value("id", json(index))}, {"prediction", pred}, {"ground_truth", label}, {"route", route}};
+    out << result.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    out.flush();
+    ++report.generated;
+    if (on_row) on_row(index, pred, i + 1, rows.size());
+  }
+  return report;
+}
+
 }  // namespace
 
 RunReport run_task(const Model& model, const RunOptions& o,
                    const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
   const size_t colon = o.task.find(':');
   const std::string family = o.task.substr(0, colon), name = colon == std::string::npos ? "" : o.task.substr(colon + 1);
-  if (family != "ruler" && family != "longbench")
-    throw Error("eval run: --task " + o.task + ": longqa runs ruler:TASK and longbench:DATASET so far (InfiniteBench and ChatRAG prompts are not built yet)");
+  if (family != "ruler" && family != "longbench" && family != "infinitebench")
+    throw Error("eval run: --task " + o.task + ": longqa runs ruler:TASK, longbench:DATASET and infinitebench:TASK (ChatRAG prompts are not built yet)");
   if (o.out.empty()) throw Error("eval run: --out PREDS.jsonl is required");
   const Tokenizer& tok = model.tokenizer();
 
   if (family == "longbench") return run_longbench(model, o, name, on_row);
+  if (family == "infinitebench") return run_infinitebench(model, o, name, on_row);
 
   // The samples, in order.
   std::vector<Task> tasks;

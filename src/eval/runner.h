@@ -7,6 +7,9 @@
 //   template, middle truncation to --max-length tokens, the chat template except for the few-shot and
 //   code datasets, greedy decoding of its max_new_tokens; in rag mode the context is replaced by the
 //   top-k BM25 chunks for the question.
+// - infinitebench:TASK: the distributed JSONL (--data; id, context, input, answer, options) with the
+//   yarn-mistral templates (InfiniteBench's prompts for open models), middle truncation as
+//   truncate_input does, raw prompts, the task's max_new_tokens; rows as compute_scores.py reads them.
 // One thread (the model's threads do the work).
 #pragma once
 
@@ -30,7 +33,8 @@ struct RunOptions {
   qa::Mode mode = qa::Mode::Long;
   std::vector<std::string> haystack;  // the essay text files
   std::string longbench_config;       // data/eval/longbench.json: prompt templates and answer lengths
-  int64_t max_length = 31500;         // LongBench: prompt tokens kept (middle truncation), as model2maxlen for 32K
+  std::string infinitebench_config;   // data/eval/infinitebench.json
+  int64_t max_length = 31500;         // prompt tokens kept by middle truncation (LongBench's model2maxlen for 32K)
   int64_t k = 5, chunk_tokens = 1200; // rag mode
   int threads = 0;
   kernels::WType kv_type = kernels::WType::F16;
