@@ -398,6 +398,35 @@ TEST(EvalCommand, RunsInfiniteBenchFilesAndScoresThem) {
   EXPECT_EQ(json::parse(line)["id"], 5);
 }
 
+TEST(EvalCommand, RunsChatRagFilesAndScoresThem) {
+  test::TempDir dir;
+  const json samples = json::array(
+      {{{"messages", {{{"role", "user"}, {"content", "Where do walruses live?"}}, {{"role", "assistant"}, {"content", "In the Arctic."}},
+                      {{"role", "user"}, {"content", "What do they eat?"}}}},
+        {"ctxs", {{{"title", "Walrus"}, {"text", "Walruses eat clams."}}, {{"title", "Seal"}, {"text", "Seals eat fish."}}}},
+        {"answers", {"clams"}}},
+       {{"messages", {{{"role", "user"}, {"content", "Is it cold?"}}}}, {"ctxs", json::array()}, {"answer", "yes"}}});
+  std::ofstream(dir.file("doc2dial.json")) << samples.dump();
+  const std::string preds = dir.file("preds.jsonl");
+  auto r = run_longqa("eval run -m " + test::model_dir("tiny-chatqa2") + " --task chatrag:doc2dial --data " + dir.file("doc2dial.json") +
+                      " --out " + preds);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream in(preds);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["answers"], json::array({"clams"}));
+  EXPECT_EQ(rows[1]["answer"], "yes");
+  EXPECT_EQ(rows[0]["pred"].get<std::string>().find('\n'), std::string::npos);
+  r = run_longqa("eval score --json --task chatrag:doc2dial --preds " + preds);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["n"], 2);
+  r = run_longqa("eval run -m " + test::model_dir("tiny-chatqa2") + " --task chatrag:nope --data " + dir.file("doc2dial.json") +
+                 " --out " + dir.file("x"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("chatrag:nope is not one of the ChatRAG Bench datasets"), std::string::npos) << r.err;
+}
+
 TEST(EvalCommand, ScoresPredictionFiles) {
   test::TempDir dir;
   const std::string ruler = dir.file("ruler.jsonl"), lb = dir.file("lb.jsonl");

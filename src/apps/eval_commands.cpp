@@ -241,10 +241,10 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
 
   auto* run = eval_cmd->add_subcommand("run", "generate predictions for a task (resumable: rows already written are kept)");
   s->model.add(run);
-  run->add_option("--task", s->run.task, "ruler:TASK (ruler:niah_multikey_1), longbench:DATASET (longbench:qasper) or infinitebench:TASK (infinitebench:passkey)")->required();
-  run->add_option("--data", s->run.data, "the benchmark's JSONL as distributed (LongBench, InfiniteBench), or a RULER-prepared file (default for RULER: generate)");
+  run->add_option("--task", s->run.task, "ruler:TASK, longbench:DATASET, infinitebench:TASK or chatrag:DATASET (e.g. ruler:vt, longbench:qasper, infinitebench:passkey, chatrag:doc2dial)")->required();
+  run->add_option("--data", s->run.data, "the benchmark's file as distributed (LongBench, InfiniteBench JSONL; ChatRAG JSON), or a RULER-prepared JSONL (default for RULER: generate)");
   run->add_option("--max-length", s->run.max_length, "prompt tokens kept by middle truncation (LongBench, InfiniteBench)")->capture_default_str();
-  run->add_option("--k", s->run.k, "rag mode: chunks retrieved")->capture_default_str();
+  run->add_option("--k", s->run.k, "rag mode: chunks retrieved; ChatRAG: contexts used")->capture_default_str();
   run->add_option("--chunk-tokens", s->run.chunk_tokens, "rag mode: chunk size")->capture_default_str();
   run->add_option("--length", s->run.length, "generated samples: prompt + answer tokens")->capture_default_str();
   run->add_option("--samples", s->run.samples, "generated samples")->capture_default_str();

@@ -1,5 +1,6 @@
 #include "eval/runner.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
@@ -7,6 +8,7 @@
 #include <set>
 
 #include "eval/ruler.h"
+#include "eval/text_norm.h"
 #include "qa/chat_template.h"
 #include "qa/conversation.h"
 #include "retrieval/chunker.h"
@@ -282,19 +284,107 @@ RunReport run_infinitebench(const Model& model, const RunOptions& o, const std::
   return report;
 }
 
+// ChatRAG Bench's evaluation/dataset.py reformat_question: the last 7 turns, the dataset's
+// instruction, "User: ...\n\nAssistant: ...\n\n" and a closing "Assistant:".
+std::string chatrag_question(json turns, const std::string& dataset, const std::string& where) {
+  if (!turns.is_array() || turns.empty()) throw Error(where + ": 'messages' must be a non-empty list");
+  if (turns.size() > 7) turns = json(std::vector<json>(turns.end() - 7, turns.end()));
+  if (turns.back().value("role", "") != "user") throw Error(where + ": the last message must be the user's");
+  static const std::vector<std::string> kLong = {"doc2dial", "quac", "qrecc", "inscit", "doqa_movies", "doqa_travel", "doqa_cooking",
+                                                 "hybridial", "convfinqa"};
+  if (std::find(kLong.begin(), kLong.end(), dataset) != kLong.end()) {
+    for (json& t : turns)
+      if (t.value("role", "") == "user") {
+        t["content"] = "Please give a full and complete answer for the question. " + t.value("content", "");
+        break;
+      }
+  } else if (dataset == "topiocqa") {
+    turns.back()["content"] = "Answer the following question with a short span, or a full and complete answer. " + turns.back().value("content", "");
+  } else if (dataset == "sqa") {
+    turns.back()["content"] = "Answer the following question with one or a list of items. " + turns.back().value("content", "");
+  } else if (dataset == "coqa") {
+    turns.back()["content"] = "Answer the following question with a short span. The answer needs to be just in a few words. " +
+                              turns.back().value("content", "");
+  } else {
+    throw Error("chatrag:" + dataset + " is not one of the ChatRAG Bench datasets");
+  }
+  std::string q;
+  for (const json& t : turns) {
+    const std::string role = t.value("role", "");
+    if (role != "user" && role != "assistant") throw Error(where + ": roles are user and assistant");
+    q += (role == "user" ? "User: " : "Assistant: ") + t.value("content", "") + "\n\n";
+  }
+  return q + "Assistant:";
+}
+
+RunReport run_chatrag(const Model& model, const RunOptions& o, const std::string& dataset,
+                      const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
+  if (o.data.empty()) throw Error("eval run: chatrag needs --data DATASET.json (the ChatRAG Bench file, a JSON list)");
+  std::ifstream in(o.data);
+  if (!in) throw Error(o.data + ": cannot open");
+  json samples = json::parse(in, nullptr, false);
+  if (!samples.is_array()) throw Error(o.data + ": a ChatRAG Bench file is one JSON list of samples");
+  if (o.limit > 0 && static_cast<int64_t>(samples.size()) > o.limit) samples.erase(samples.begin() + o.limit, samples.end());
+  const Tokenizer& tok = model.tokenizer();
+  // run_generation's defaults: 4,096 positions, 64 answer tokens, the top-5 contexts.
+  constexpr int64_t kMaxSeq = 4096, kMaxOut = 64;
+  const std::string system = std::string("System: ") + qa::kChatQaSystem;
+  const std::set<int64_t> done = done_indices(o.out);
+  std::ofstream out(o.out, std::ios::app);
+  if (!out) throw Error(o.out + ": cannot write");
+  RunReport report;
+  qa::PromptCache cache;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto index = static_cast<int64_t>(i);
+    if (done.contains(index)) {
+      ++report.already_done;
+      continue;
+    }
+    const json& sample = samples[i];
+    const std::string where = o.data + "[" + std::to_string(i) + "]";
+    const std::string question = chatrag_question(sample.value("messages", json()), dataset, where);
+    std::string context;
+    const json ctxs = sample.value("ctxs", json::array());
+    for (size_t c = 0; c < ctxs.size() && static_cast<int64_t>(c) < o.k; ++c)
+      context += (c ? "\n\n" : "") + ("title: " + ctxs[c].value("title", "") + ", source: " + ctxs[c].value("text", ""));
+    std::vector<int32_t> ctx_ids = tok.encode(context, false);
+    const auto fixed = static_cast<int64_t>(tok.encode(question, false).size() + tok.encode(system, false).size());
+    if (static_cast<int64_t>(ctx_ids.size()) + fixed + kMaxOut >= kMaxSeq) {
+      ctx_ids.resize(static_cast<size_t>(std::max<int64_t>(0, kMaxSeq - kMaxOut - fixed)));
+      context = tok.decode(ctx_ids, true);
+    }
+    std::vector<int32_t> ids = tok.encode(system + "\n\n" + context + "\n\n" + question, false);
+    if (model.config().bos_id >= 0) ids.insert(ids.begin(), model.config().bos_id);
+    session_with(cache, model, static_cast<int64_t>(ids.size()) + kMaxOut, o);
+    GenerateOptions g;
+    g.max_tokens = kMaxOut;
+    std::string pred = py_strip(qa::generate_cached(cache, ids, g, {}).result.text);
+    std::replace(pred.begin(), pred.end(), '\n', ' ');  // predictions are one line each in the official files
+    json row = {{"index", index}, {"pred", pred}};
+    for (const char* key : {"answers", "answer", "exe_answer", "messages"})
+      if (sample.contains(key)) row[key] = sample[key];
+    out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    out.flush();
+    ++report.generated;
+    if (on_row) on_row(index, pred, i + 1, samples.size());
+  }
+  return report;
+}
+
 }  // namespace
 
 RunReport run_task(const Model& model, const RunOptions& o,
                    const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
   const size_t colon = o.task.find(':');
   const std::string family = o.task.substr(0, colon), name = colon == std::string::npos ? "" : o.task.substr(colon + 1);
-  if (family != "ruler" && family != "longbench" && family != "infinitebench")
-    throw Error("eval run: --task " + o.task + ": longqa runs ruler:TASK, longbench:DATASET and infinitebench:TASK (ChatRAG prompts are not built yet)");
+  if (family != "ruler" && family != "longbench" && family != "infinitebench" && family != "chatrag")
+    throw Error("eval run: --task " + o.task + ": longqa runs ruler:TASK, longbench:DATASET, infinitebench:TASK and chatrag:DATASET");
   if (o.out.empty()) throw Error("eval run: --out PREDS.jsonl is required");
   const Tokenizer& tok = model.tokenizer();
 
   if (family == "longbench") return run_longbench(model, o, name, on_row);
   if (family == "infinitebench") return run_infinitebench(model, o, name, on_row);
+  if (family == "chatrag") return run_chatrag(model, o, name, on_row);
 
   // The samples, in order.
   std::vector<Task> tasks;

@@ -10,6 +10,9 @@
 // - infinitebench:TASK: the distributed JSONL (--data; id, context, input, answer, options) with the
 //   yarn-mistral templates (InfiniteBench's prompts for open models), middle truncation as
 //   truncate_input does, raw prompts, the task's max_new_tokens; rows as compute_scores.py reads them.
+// - chatrag:DATASET: the ChatRAG Bench JSON list (--data) through its evaluation/dataset.py prompt
+//   (ChatQA system line, the top --k contexts as "title: ..., source: ...", the last 7 turns with the
+//   dataset's instruction, context cut to fit 4,096 positions with 64 answer tokens).
 // One thread (the model's threads do the work).
 #pragma once
 
