@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "eval/rouge.h"
 #include "eval/text_norm.h"
 #include "util/error.h"
 
@@ -126,9 +127,8 @@ double longbench_score(const std::string& dataset, const std::vector<std::string
   const auto it = kMetric.find(dataset);
   if (it == kMetric.end()) throw Error("LongBench dataset '" + dataset + "' is not one of the English datasets");
   const std::string& metric = it->second;
-  if (metric == "rouge" || metric == "code_sim")
-    throw Error("longbench:" + dataset + " is scored with " + (metric == "rouge" ? "ROUGE-L (the rouge package)" : "fuzzywuzzy's ratio") +
-                ", which longqa does not reproduce yet");
+  if (metric == "code_sim")
+    throw Error("longbench:" + dataset + " is scored with fuzzywuzzy's ratio, which longqa does not reproduce yet");
   check_sizes(predictions.size(), answers.size());
   double total = 0;
   for (size_t i = 0; i < predictions.size(); ++i) {
@@ -145,6 +145,7 @@ double longbench_score(const std::string& dataset, const std::vector<std::string
       if (metric == "qa_f1") s = longbench_qa_f1(prediction, gt);
       else if (metric == "classification") s = longbench_classification(prediction, gt, all_classes);
       else if (metric == "retrieval") s = longbench_retrieval(prediction, gt);
+      else if (metric == "rouge") s = rouge_l_f(prediction, gt);
       else s = longbench_count(prediction, gt);
       score = std::max(score, s);
     }
