@@ -8,6 +8,7 @@
 
 #include "engine/tokenizer.h"
 #include "eval/chatrag.h"
+#include "eval/fuzzy.h"
 #include "eval/heatmap.h"
 #include "eval/infinitebench.h"
 #include "eval/niah.h"
@@ -97,13 +98,31 @@ TEST(Scorers, RougeLAsTheRougePackageComputesIt) {
   EXPECT_EQ(rouge_l_f(words("a", 10), words("b", 980)), 0.0);
 }
 
+// Expected values from fuzzywuzzy 0.18's ratio over Python's difflib (no python-Levenshtein, as
+// LongBench's requirements install it).
+TEST(Scorers, CodeSimilarityAsFuzzywuzzyComputesIt) {
+  EXPECT_EQ(fuzz_ratio("return x + 1", "return x+1"), 91);
+  EXPECT_EQ(fuzz_ratio("    self.assertEqual(a, b)", "self.assertEqual(a, b)"), 92);
+  EXPECT_EQ(fuzz_ratio("h\xC3\xA9llo w\xC3\xB6rld", "hello world"), 82);  // code points, not bytes
+  EXPECT_EQ(fuzz_ratio("abc", "abc"), 100);
+  EXPECT_EQ(fuzz_ratio("", "x"), 0);
+  // difflib's autojunk: in a b of 200+ characters, characters above 1% + 1 are dropped from matching.
+  std::ifstream in(test::data("difflib-autojunk.txt"));
+  std::string a, b;
+  std::getline(in, a);
+  std::getline(in, b);
+  EXPECT_EQ(sequence_matcher_ratio(std::u32string(a.begin(), a.end()), std::u32string(b.begin(), b.end())), 0.0);
+  EXPECT_EQ(longbench_code_sim("\n\n# comment\n```python\nreturn x + 1\nmore", "return x+1"), 0.91);
+  EXPECT_EQ(longbench_code_sim("// only comments\n# here", "x = 1"), 0.0);
+}
+
 TEST(Scorers, LongBenchDatasetRules) {
   EXPECT_EQ(longbench_score("qasper", {"The cat sat on the mat."}, {{"a dog", "a cat on a mat"}}, {}), 85.71);
   // trec keeps the first non-empty line only.
   EXPECT_EQ(longbench_score("trec", {"\n\nLocation\nPerson"}, {{"Location"}}, {"Location", "Person"}), 100.0);
   EXPECT_EQ(longbench_score("passage_count", {"3", "5"}, {{"3"}, {"4"}}, {}), 50.0);
   EXPECT_EQ(longbench_score("gov_report", {"the quick brown fox"}, {{"the quick brown fox jumps over the lazy dog"}}, {}), 66.67);
-  EXPECT_THROW(longbench_score("lcc", {"x"}, {{"y"}}, {}), Error);
+  EXPECT_EQ(longbench_score("lcc", {"return x + 1"}, {{"return x+1"}}, {}), 91.0);
   EXPECT_THROW(longbench_score("nope", {"x"}, {{"y"}}, {}), Error);
 }
 
@@ -475,9 +494,9 @@ TEST(EvalCommand, ScoresPredictionFiles) {
   r = run_longqa("eval score --json --task infinitebench:passkey --preds " + dir.file("passkey.jsonl"));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "{\"task\": \"infinitebench:passkey\", \"score\": 33.33333333333333, \"n\": 3, \"official\": \"0.3333333333333333\"}\n");
-  r = run_longqa("eval score --task longbench:lcc --preds " + lb);
+  r = run_longqa("eval score --task longbench:lsht --preds " + lb);  // a Chinese dataset
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("fuzzywuzzy"), std::string::npos);
+  EXPECT_NE(r.err.find("not one of the English datasets"), std::string::npos) << r.err;
   std::ofstream(dir.file("bad.jsonl")) << "{\"outputs\": [\"1\"]}\n";
   r = run_longqa("eval score --task ruler:vt --preds " + dir.file("bad.jsonl"));
   EXPECT_EQ(r.status, 1);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "eval/fuzzy.h"
 #include "eval/rouge.h"
 #include "eval/text_norm.h"
 #include "util/error.h"
@@ -127,8 +128,6 @@ double longbench_score(const std::string& dataset, const std::vector<std::string
   const auto it = kMetric.find(dataset);
   if (it == kMetric.end()) throw Error("LongBench dataset '" + dataset + "' is not one of the English datasets");
   const std::string& metric = it->second;
-  if (metric == "code_sim")
-    throw Error("longbench:" + dataset + " is scored with fuzzywuzzy's ratio, which longqa does not reproduce yet");
   check_sizes(predictions.size(), answers.size());
   double total = 0;
   for (size_t i = 0; i < predictions.size(); ++i) {
@@ -146,6 +145,7 @@ double longbench_score(const std::string& dataset, const std::vector<std::string
       else if (metric == "classification") s = longbench_classification(prediction, gt, all_classes);
       else if (metric == "retrieval") s = longbench_retrieval(prediction, gt);
       else if (metric == "rouge") s = rouge_l_f(prediction, gt);
+      else if (metric == "code_sim") s = longbench_code_sim(prediction, gt);
       else s = longbench_count(prediction, gt);
       score = std::max(score, s);
     }

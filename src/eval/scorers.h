@@ -26,7 +26,7 @@ double longbench_classification(std::string_view prediction, std::string_view gr
                                 const std::vector<std::string>& all_classes);
 // LongBench/eval.py scorer(): the first-line rule for trec/triviaqa/samsum/lsht, the best score over
 // the ground truths, and - as eval.py does - the all_classes of the file's last row for every row.
-// ROUGE-L as rouge.h computes it; code similarity (fuzzywuzzy) is not reproduced yet and raises Error.
+// ROUGE-L as rouge.h computes it, code similarity as fuzzy.h does.
 double longbench_score(const std::string& dataset, const std::vector<std::string>& predictions,
                        const std::vector<std::vector<std::string>>& answers, const std::vector<std::string>& all_classes);
 
