@@ -467,6 +467,32 @@ TEST(EvalCommand, RunsChatRagFilesAndScoresThem) {
   EXPECT_NE(r.err.find("chatrag:nope is not one of the ChatRAG Bench datasets"), std::string::npos) << r.err;
 }
 
+TEST(EvalCommand, SweepWritesTablesAndPlotAndResumes) {
+  test::TempDir dir;
+  const std::string args = "eval sweep -m " + test::model_dir("tiny-llama3") + " --budget 600 --chunk-sizes 300 --lengths 1500 --samples 1 --out " +
+                           dir.file("sweep");
+  auto r = run_longqa(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json rows = test::read_json(dir.file("sweep/sweep.json"));
+  ASSERT_EQ(rows.size(), 3u);  // 1 chunking cell, long and RAG at one length
+  EXPECT_EQ(rows[0]["study"], "chunking");
+  EXPECT_EQ(rows[0]["k"], 2);  // 600 / 300
+  EXPECT_EQ(rows[1]["mode"], "long");
+  EXPECT_EQ(rows[2]["mode"], "rag");
+  std::ifstream md(dir.file("sweep/sweep.md"));
+  const std::string table((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table.find("| 300 | 2 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 1500 |"), std::string::npos) << table;
+  std::ifstream svg(dir.file("sweep/long-vs-rag.svg"));
+  const std::string plot((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_NE(plot.find("<polyline"), std::string::npos);
+  // Finished configurations are not run again.
+  const auto before = std::filesystem::last_write_time(dir.file("sweep/niah_multikey_1-long-len1500-chunk1200-k5.jsonl"));
+  r = run_longqa(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(std::filesystem::last_write_time(dir.file("sweep/niah_multikey_1-long-len1500-chunk1200-k5.jsonl")), before);
+}
+
 TEST(EvalCommand, ScoresPredictionFiles) {
   test::TempDir dir;
   const std::string ruler = dir.file("ruler.jsonl"), lb = dir.file("lb.jsonl");

@@ -14,6 +14,7 @@
 #include "eval/infinitebench.h"
 #include "eval/niah.h"
 #include "eval/runner.h"
+#include "eval/sweep.h"
 #include "eval/scorers.h"
 #include "eval/text_norm.h"
 #include "util/error.h"
@@ -25,6 +26,8 @@ using nlohmann::json;
 struct EvalCommandState {
   ModelArgs model;
   eval::RunOptions run;
+  eval::SweepOptions sweep;
+  std::string chunk_sizes;
   eval::NiahOptions niah;
   std::string lengths, depths, mode = "long", kv_type = "f16", task, preds;
   bool json = false;
@@ -215,6 +218,21 @@ void cmd_run(EvalCommandState& s) {
               static_cast<long long>(r.already_done), o.out.c_str());
 }
 
+void cmd_sweep(EvalCommandState& s) {
+  eval::SweepOptions o = s.sweep;
+  if (!s.lengths.empty()) o.lengths = parse_list<int64_t>(s.lengths, "--lengths");
+  if (!s.chunk_sizes.empty()) o.chunk_sizes = parse_list<int64_t>(s.chunk_sizes, "--chunk-sizes");
+  o.base.kv_type = parse_kv_type(s.kv_type);
+  o.base.threads = s.model.threads;
+  o.base.haystack = bundled_haystack();
+  const auto model = s.model.load();
+  eval::run_sweep(*model, o, [](const eval::SweepRow& r) {
+    std::fprintf(stderr, "[%s] %s, length %lld, chunk %lld x %lld: %.2f\n", r.study.c_str(), r.mode.c_str(),
+                 static_cast<long long>(r.length), static_cast<long long>(r.chunk_tokens), static_cast<long long>(r.k), r.score);
+  });
+  std::printf("tables in %s/sweep.md, plot in %s/long-vs-rag.svg\n", o.out_dir.c_str(), o.out_dir.c_str());
+}
+
 }  // namespace
 
 std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
@@ -254,6 +272,17 @@ std::shared_ptr<EvalCommandState> add_eval_commands(CLI::App& app) {
   run->add_option("--kv-type", s->kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   run->add_option("--out", s->run.out, "PREDS.jsonl (appended to)")->required();
   run->callback([s] { cmd_run(*s); });
+
+  auto* sweep = eval_cmd->add_subcommand("sweep", "the paper's Table-1 study: chunk size x top-k, and long context vs RAG by length");
+  s->model.add(sweep);
+  sweep->add_option("--task", s->sweep.task, "a RULER task")->capture_default_str();
+  sweep->add_option("--budget", s->sweep.budget, "retrieved tokens per prompt (chunk size x top-k)")->capture_default_str();
+  sweep->add_option("--chunk-sizes", s->chunk_sizes, "chunk sizes, comma-separated (default 300,600,1200,2400)");
+  sweep->add_option("--lengths", s->lengths, "input lengths, comma-separated (default 4096,8192,16384)");
+  sweep->add_option("--samples", s->sweep.samples, "samples per configuration")->capture_default_str();
+  sweep->add_option("--kv-type", s->kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
+  sweep->add_option("--out", s->sweep.out_dir, "results directory (finished configurations are kept)")->capture_default_str();
+  sweep->callback([s] { cmd_sweep(*s); });
 
   auto* score = eval_cmd->add_subcommand("score", "score a predictions file as the benchmark's own code does");
   score->add_option("--task", s->task, "ruler:TASK, longbench:DATASET, chatrag:DATASET or infinitebench:TASK (e.g. infinitebench:passkey)")->required();

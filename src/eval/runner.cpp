@@ -450,6 +450,8 @@ RunReport run_task(const Model& model, const RunOptions& o,
       a.long_budget = o.mode == qa::Mode::Long ? model.config().context_length : o.length;
       a.generation.max_tokens = answer_tokens;
       a.instruction = t.sample.before;  // RULER's instruction ("Some special magic numbers are hidden ...") opens the question
+      a.k = o.k;
+      a.chunk_tokens = o.chunk_tokens;
       a.kv_type = o.kv_type;
       a.threads = o.threads;
       qa::Conversation c(model, a, {}, &cache);
