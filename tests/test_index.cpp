@@ -186,8 +186,8 @@ TEST(IndexCommand, PdfResultsCitePages) {
 TEST(IndexCommand, DenseRetrievalWithTheFixtureEmbedderReopensIdentically) {
   test::TempDir dir;
   const std::string index = dir.file("index"), docs = dir.file("docs");
-  for (const char* name : {"GPL-3", "MPL-2.0"})
-    write_text(docs + "/" + name + ".txt", read_text(test::bundled(std::string("haystack/") + name + ".txt")));
+  for (const char* name : {"GPL-3", "MPL-2.0"})  // the first 12 KB of each: enough chunks, quick under ASan
+    write_text(docs + "/" + name + ".txt", read_text(test::bundled(std::string("haystack/") + name + ".txt")).substr(0, 12000));
   const std::string embed = test::model_dir("tiny-mistral");
   auto r = run_longqa("index add --index " + q(index) + " --embed-model " + q(embed) + " --chunk-tokens 400 " + q(docs));
   ASSERT_EQ(r.status, 0) << r.err;
@@ -285,22 +285,22 @@ bool kill_when(pid_t pid, const std::string& index, const std::function<bool(con
 TEST(IndexCommand, SigkillDuringEmbeddingKeepsCommittedBatchesAndRerunFinishes) {
   test::TempDir dir;
   const std::string docs = dir.file("docs"), index = dir.file("index"), clean = dir.file("clean");
-  for (const char* name : {"GPL-3", "GPL-2", "LGPL-2.1"})
+  for (const char* name : {"GPL-3", "Apache-2.0"})
     write_text(docs + "/" + name + ".txt", read_text(test::bundled(std::string("haystack/") + name + ".txt")));
   const std::string args = "--embed-model " + q(test::model_dir("tiny-mistral")) + " --chunk-tokens 64 -t 1 " + q(docs);
   const pid_t pid = spawn_longqa("index add --index " + q(index) + " " + args);
-  ASSERT_TRUE(kill_when(pid, index, [](const retrieval::StoreStats& s) { return s.embedded >= 128; }));
+  ASSERT_TRUE(kill_when(pid, index, [](const retrieval::StoreStats& s) { return s.embedded >= 64; }));  // one committed batch
 
   const json killed = stats(index);
-  EXPECT_GE(killed["embedded"].get<int>(), 128);
+  EXPECT_GE(killed["embedded"].get<int>(), 64);
   EXPECT_LT(killed["embedded"].get<int>(), killed["chunks"].get<int>()) << "the kill came after the work was done";
-  EXPECT_EQ(killed["files"], 3);
+  EXPECT_EQ(killed["files"], 2);
   const std::string query = "conveying verbatim copies";
   EXPECT_EQ(find_chunks(index, query, "--retriever dense --k 3").size(), 3u);  // opens and answers
 
   const auto r = run_longqa("index add --index " + q(index) + " " + args);
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("(0 new, 0 updated, 3 unchanged)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(0 new, 0 updated, 2 unchanged)"), std::string::npos) << r.out;
   const json resumed = stats(index);
   EXPECT_EQ(resumed["embedded"], resumed["chunks"]);
   EXPECT_EQ(resumed["chunks"], killed["chunks"]);
