@@ -192,12 +192,8 @@ AskResult Conversation::answer(const Prompt& prompt, const std::function<bool(st
   AskResult r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
   Session& s = session_for(r.prompt_tokens + o_.generation.max_tokens);
-  auto common = [&] {
-    size_t n = 0;
-    while (n < cache_.tokens.size() && n < ids.size() && cache_.tokens[n] == ids[n]) ++n;
-    return n;
-  };
-  size_t reused = common();
+  size_t reused = 0;  // what the in-process cache already holds
+  while (reused < cache_.tokens.size() && reused < ids.size() && cache_.tokens[reused] == ids[reused]) ++reused;
   double extra_prefill = 0;
   if (o_.kv_cache_dir && prefix.size() >= kMinDiskPrefix && reused < prefix.size()) {
     const std::string file = prefix_file(prefix);
