@@ -107,6 +107,46 @@ Session& session_with(qa::PromptCache& cache, const Model& model, int64_t positi
   return *cache.session;
 }
 
+// The rows of a JSONL file (blank lines skipped), at most `limit` (0: all); check raises on a bad row.
+std::vector<json> read_rows(const std::string& path, int64_t limit, const std::function<void(const json&, const std::string&)>& check) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  std::vector<json> rows;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json row = json::parse(line, nullptr, false);
+    check(row, path + ":" + std::to_string(line_no));
+    rows.push_back(std::move(row));
+    if (limit > 0 && static_cast<int64_t>(rows.size()) == limit) break;
+  }
+  return rows;
+}
+
+// Appends produce(index)'s row for every index below count that the predictions file lacks.
+RunReport write_predictions(const RunOptions& o, size_t count, const std::function<json(int64_t)>& produce,
+                            const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
+  const std::set<int64_t> done = done_indices(o.out);
+  std::ofstream out(o.out, std::ios::app);
+  if (!out) throw Error(o.out + ": cannot write");
+  RunReport report;
+  for (size_t i = 0; i < count; ++i) {
+    const auto index = static_cast<int64_t>(i);
+    if (done.contains(index)) {
+      ++report.already_done;
+      continue;
+    }
+    json row = produce(index);
+    row["index"] = index;
+    out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    out.flush();  // a killed run keeps every finished row
+    ++report.generated;
+    if (on_row) on_row(index, row.value("pred", row.value("prediction", std::string())), i + 1, count);
+  }
+  return report;
+}
+
 RunReport run_longbench(const Model& model, const RunOptions& o, const std::string& dataset,
                         const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
   if (o.data.empty()) throw Error("eval run: longbench needs --data DATASET.jsonl (the public LongBench file)");
@@ -123,34 +163,14 @@ RunReport run_longbench(const Model& model, const RunOptions& o, const std::stri
   const std::string bos = model.config().bos_id >= 0 ? tok.token_text(model.config().bos_id) : "";
   const int64_t max_length = std::min(o.max_length, model.config().context_length - max_new - 64);
 
-  std::ifstream in(o.data);
-  if (!in) throw Error(o.data + ": cannot open");
-  std::vector<json> rows;
-  size_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json row = json::parse(line, nullptr, false);
-    const std::string where = o.data + ":" + std::to_string(line_no);
+  const std::vector<json> rows = read_rows(o.data, o.limit, [](const json& row, const std::string& where) {
     if (!row.is_object() || !row.contains("context") || !row["context"].is_string() || !row.contains("input") ||
         !row["input"].is_string() || !row.contains("answers"))
       throw Error(where + ": a LongBench row needs 'context', 'input' and 'answers'");
-    rows.push_back(std::move(row));
-  }
-  if (o.limit > 0 && static_cast<int64_t>(rows.size()) > o.limit) rows.resize(static_cast<size_t>(o.limit));
-  const std::set<int64_t> done = done_indices(o.out);
-  std::ofstream out(o.out, std::ios::app);
-  if (!out) throw Error(o.out + ": cannot write");
-
-  RunReport report;
+  });
   qa::PromptCache cache;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const auto index = static_cast<int64_t>(i);
-    if (done.contains(index)) {
-      ++report.already_done;
-      continue;
-    }
-    const json& row = rows[i];
+  return write_predictions(o, rows.size(), [&](int64_t index) {
+    const json& row = rows[static_cast<size_t>(index)];
     const std::string input = row["input"].get<std::string>();
     std::string context = row["context"].get<std::string>(), route = "long";
     if (o.mode == qa::Mode::Rag || (o.mode == qa::Mode::Auto &&
@@ -178,14 +198,9 @@ RunReport run_longbench(const Model& model, const RunOptions& o, const std::stri
     for (const std::string& stop : qa::template_stops(chat))
       if (!raw) g.stop.push_back(stop);
     const std::string pred = qa::generate_cached(cache, ids, g, {}).result.text;
-    json result = {{"index", index}, {"pred", pred}, {"answers", row["answers"]}, {"all_classes", row.value("all_classes", json())},
-                   {"length", row.value("length", json())}, {"_id", row.value("_id", json())}, {"route", route}};
-    out << result.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-    out.flush();
-    ++report.generated;
-    if (on_row) on_row(index, pred, i + 1, rows.size());
-  }
-  return report;
+    return json{{"pred", pred}, {"answers", row["answers"]}, {"all_classes", row.value("all_classes", json())},
+                {"length", row.value("length", json())}, {"_id", row.value("_id", json())}, {"route", route}};
+  }, on_row);
 }
 
 // The fields InfiniteBench's create_prompt fills for a task, from a row of the distributed JSONL.
@@ -226,30 +241,13 @@ RunReport run_infinitebench(const Model& model, const RunOptions& o, const std::
   const Tokenizer& tok = model.tokenizer();
   const int64_t max_length = std::min(o.max_length, model.config().context_length - max_new - 64);
 
-  std::ifstream in(o.data);
-  if (!in) throw Error(o.data + ": cannot open");
-  std::vector<json> rows;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json row = json::parse(line, nullptr, false);
-    if (!row.is_object() || !row.contains("answer")) throw Error(o.data + ":" + std::to_string(rows.size() + 1) + ": an InfiniteBench row needs 'answer'");
-    rows.push_back(std::move(row));
-  }
-  if (o.limit > 0 && static_cast<int64_t>(rows.size()) > o.limit) rows.resize(static_cast<size_t>(o.limit));
-  const std::set<int64_t> done = done_indices(o.out);
-  std::ofstream out(o.out, std::ios::app);
-  if (!out) throw Error(o.out + ": cannot write");
-
-  RunReport report;
+  const std::vector<json> rows = read_rows(o.data, o.limit, [](const json& row, const std::string& where) {
+    if (!row.is_object() || !row.contains("answer")) throw Error(where + ": an InfiniteBench row needs 'answer'");
+  });
   qa::PromptCache cache;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const auto index = static_cast<int64_t>(i);
-    if (done.contains(index)) {
-      ++report.already_done;
-      continue;
-    }
-    const json& row = rows[i];
-    std::map<std::string, std::string> fields = infinitebench_fields(task, row, o.data + ":" + std::to_string(i + 1));
+  return write_predictions(o, rows.size(), [&](int64_t index) {
+    const json& row = rows[static_cast<size_t>(index)];
+    std::map<std::string, std::string> fields = infinitebench_fields(task, row, o.data + ":" + std::to_string(index + 1));
     std::string route = "long";
     if (o.mode == qa::Mode::Rag) {
       fields["context"] = retrieve_chunks(fields["context"], fields["input"].empty() ? tmpl : fields["input"], tok, o.k, o.chunk_tokens);
@@ -275,13 +273,8 @@ RunReport run_infinitebench(const Model& model, const RunOptions& o, const std::
       for (size_t k = 0; k < row["options"].size() && k < 4; ++k)
         if (row["options"][k] == answer) label = json::array({answer, std::string(1, static_cast<char>('A' + k))});
     }
-    json result = {{"index", index}, {"id", row.value("id", json(index))}, {"prediction", pred}, {"ground_truth", label}, {"route", route}};
-    out << result.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-    out.flush();
-    ++report.generated;
-    if (on_row) on_row(index, pred, i + 1, rows.size());
-  }
-  return report;
+    return json{{"id", row.value("id", json(index))}, {"prediction", pred}, {"ground_truth", label}, {"route", route}};
+  }, on_row);
 }
 
 // ChatRAG Bench's evaluation/dataset.py reformat_question: the last 7 turns, the dataset's
@@ -329,19 +322,10 @@ RunReport run_chatrag(const Model& model, const RunOptions& o, const std::string
   // run_generation's defaults: 4,096 positions, 64 answer tokens, the top-5 contexts.
   constexpr int64_t kMaxSeq = 4096, kMaxOut = 64;
   const std::string system = std::string("System: ") + qa::kChatQaSystem;
-  const std::set<int64_t> done = done_indices(o.out);
-  std::ofstream out(o.out, std::ios::app);
-  if (!out) throw Error(o.out + ": cannot write");
-  RunReport report;
   qa::PromptCache cache;
-  for (size_t i = 0; i < samples.size(); ++i) {
-    const auto index = static_cast<int64_t>(i);
-    if (done.contains(index)) {
-      ++report.already_done;
-      continue;
-    }
-    const json& sample = samples[i];
-    const std::string where = o.data + "[" + std::to_string(i) + "]";
+  return write_predictions(o, samples.size(), [&](int64_t index) {
+    const json& sample = samples[static_cast<size_t>(index)];
+    const std::string where = o.data + "[" + std::to_string(index) + "]";
     const std::string question = chatrag_question(sample.value("messages", json()), dataset, where);
     std::string context;
     const json ctxs = sample.value("ctxs", json::array());
@@ -360,15 +344,11 @@ RunReport run_chatrag(const Model& model, const RunOptions& o, const std::string
     g.max_tokens = kMaxOut;
     std::string pred = py_strip(qa::generate_cached(cache, ids, g, {}).result.text);
     std::replace(pred.begin(), pred.end(), '\n', ' ');  // predictions are one line each in the official files
-    json row = {{"index", index}, {"pred", pred}};
+    json row = {{"pred", pred}};
     for (const char* key : {"answers", "answer", "exe_answer", "messages"})
       if (sample.contains(key)) row[key] = sample[key];
-    out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-    out.flush();
-    ++report.generated;
-    if (on_row) on_row(index, pred, i + 1, samples.size());
-  }
-  return report;
+    return row;
+  }, on_row);
 }
 
 }  // namespace
