@@ -436,6 +436,17 @@ TEST(EvalCommand, RunsInfiniteBenchFilesAndScoresThem) {
   std::getline(d_in, line);
   EXPECT_EQ(json::parse(line)["ground_truth"], json::array({"g", "B"}));
   EXPECT_EQ(json::parse(line)["id"], 5);
+  // code_run and math_find prompts are filled from the input as create_prompt does; an input without
+  // the expected call or target is one clear error.
+  std::ofstream(dir.file("code_run.jsonl")) << json{{"id", 1}, {"context", "def func_3(x):\n    return x\n"},
+                                                    {"input", "What is func_3(-12)?"}, {"answer", {-12}}}.dump() << "\n"
+                                            << json{{"id", 2}, {"context", "x"}, {"input", "no call"}, {"answer", {1}}}.dump() << "\n";
+  r = run_longqa("eval run -m " + model + " --task infinitebench:code_run --data " + dir.file("code_run.jsonl") + " --out " + dir.file("c.jsonl"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("code_run.jsonl:2: cannot find the function call"), std::string::npos) << r.err;
+  std::ifstream c_in(dir.file("c.jsonl"));
+  std::getline(c_in, line);
+  EXPECT_EQ(json::parse(line)["ground_truth"], json::array({-12}));  // the first row was written before the error
 }
 
 TEST(EvalCommand, RunsChatRagFilesAndScoresThem) {

@@ -4,7 +4,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "eval/ruler.h"
@@ -214,17 +213,35 @@ std::map<std::string, std::string> infinitebench_fields(const std::string& task,
     for (size_t i = 0; i < 4; ++i) f[names[i]] = row["options"][i].is_string() ? row["options"][i].get<std::string>() : row["options"][i].dump();
   }
   if (task == "math_find") {
-    std::smatch m;  // re.findall(r"The \w+ number", prompt)[0].lower()
-    if (!std::regex_search(input, m, std::regex("The \\w+ number"))) throw Error(where + ": cannot find the target number in the input");
-    std::string target = m.str();
+    // re.findall(r"The \w+ number", prompt)[0].lower()
+    std::string target;
+    for (size_t at = input.find("The "); at != std::string::npos && target.empty(); at = input.find("The ", at + 1)) {
+      size_t end = at + 4;
+      while (end < input.size() && (std::isalnum(static_cast<unsigned char>(input[end])) || input[end] == '_')) ++end;
+      if (end > at + 4 && input.compare(end, 7, " number") == 0) target = input.substr(at, end + 7 - at);
+    }
+    if (target.empty()) throw Error(where + ": cannot find the target number in the input");
     std::transform(target.begin(), target.end(), target.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     f["prompt"] = "What is " + target + " in the following list?";
   }
   if (task == "code_run") {
-    std::smatch m;  // re.findall(r"func_[0-9]+\(\-?[0-9]+\)", input)[0]
-    if (!std::regex_search(input, m, std::regex("func_[0-9]+\\(-?[0-9]+\\)"))) throw Error(where + ": cannot find the function call in the input");
-    f["func_call"] = m.str();
-    f["func"] = m.str().substr(0, m.str().find('('));
+    // re.findall(r"func_[0-9]+\(\-?[0-9]+\)", input)[0]
+    auto digits = [&](size_t i) {
+      size_t j = i;
+      while (j < input.size() && std::isdigit(static_cast<unsigned char>(input[j]))) ++j;
+      return j;
+    };
+    std::string call;
+    for (size_t at = input.find("func_"); at != std::string::npos && call.empty(); at = input.find("func_", at + 1)) {
+      size_t i = digits(at + 5);
+      if (i == at + 5 || i >= input.size() || input[i] != '(') continue;
+      size_t j = i + 1 < input.size() && input[i + 1] == '-' ? i + 2 : i + 1;
+      const size_t k = digits(j);
+      if (k > j && k < input.size() && input[k] == ')') call = input.substr(at, k + 1 - at);
+    }
+    if (call.empty()) throw Error(where + ": cannot find the function call in the input");
+    f["func_call"] = call;
+    f["func"] = call.substr(0, call.find('('));
   }
   return f;
 }
