@@ -146,15 +146,25 @@ RunReport write_predictions(const RunOptions& o, size_t count, const std::functi
   return report;
 }
 
+// A benchmark's prompt template and answer length from its vendored configuration (data/eval/*.json).
+struct PromptConfig {
+  std::string tmpl;
+  int64_t max_new = 0;
+};
+PromptConfig load_prompt_config(const std::string& path, const std::string& family, const std::string& name, const char* what) {
+  std::ifstream in(path);
+  const json cfg = json::parse(in, nullptr, false);
+  if (!cfg.is_object() || !cfg.contains("prompts") || !cfg.contains("max_new_tokens"))
+    throw Error(path + ": not the " + what + " prompt configuration");
+  if (!cfg["prompts"].contains(name)) throw Error(family + ":" + name + " is not one of the English " + what + " " +
+                                                  (family == "longbench" ? "datasets" : "tasks"));
+  return {cfg["prompts"][name].get<std::string>(), cfg["max_new_tokens"][name].get<int64_t>()};
+}
+
 RunReport run_longbench(const Model& model, const RunOptions& o, const std::string& dataset,
                         const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
   if (o.data.empty()) throw Error("eval run: longbench needs --data DATASET.jsonl (the public LongBench file)");
-  std::ifstream cfg_in(o.longbench_config);
-  const json cfg = json::parse(cfg_in, nullptr, false);
-  if (!cfg.is_object() || !cfg.contains("prompts")) throw Error(o.longbench_config + ": not the LongBench prompt configuration");
-  if (!cfg["prompts"].contains(dataset)) throw Error("longbench:" + dataset + " is not one of the English LongBench datasets");
-  const std::string tmpl = cfg["prompts"][dataset].get<std::string>();
-  const int64_t max_new = cfg["max_new_tokens"][dataset].get<int64_t>();
+  const auto [tmpl, max_new] = load_prompt_config(o.longbench_config, "longbench", dataset, "LongBench");
   // pred.py: chat models are better off without the chat template on these.
   const bool raw = dataset == "trec" || dataset == "triviaqa" || dataset == "samsum" || dataset == "lcc" || dataset == "repobench-p";
   const Tokenizer& tok = model.tokenizer();
@@ -249,12 +259,7 @@ std::map<std::string, std::string> infinitebench_fields(const std::string& task,
 RunReport run_infinitebench(const Model& model, const RunOptions& o, const std::string& task,
                             const std::function<void(int64_t, const std::string&, size_t, size_t)>& on_row) {
   if (o.data.empty()) throw Error("eval run: infinitebench needs --data TASK.jsonl (the distributed InfiniteBench file)");
-  std::ifstream cfg_in(o.infinitebench_config);
-  const json cfg = json::parse(cfg_in, nullptr, false);
-  if (!cfg.is_object() || !cfg.contains("prompts")) throw Error(o.infinitebench_config + ": not the InfiniteBench prompt configuration");
-  if (!cfg["prompts"].contains(task)) throw Error("infinitebench:" + task + " is not one of the English InfiniteBench tasks");
-  const std::string tmpl = cfg["prompts"][task].get<std::string>();
-  const int64_t max_new = cfg["max_new_tokens"][task].get<int64_t>();
+  const auto [tmpl, max_new] = load_prompt_config(o.infinitebench_config, "infinitebench", task, "InfiniteBench");
   const Tokenizer& tok = model.tokenizer();
   const int64_t max_length = std::min(o.max_length, model.config().context_length - max_new - 64);
 

@@ -281,9 +281,9 @@ Conversation::Prepared Conversation::prepare(const std::string& question) {
   int64_t whole_tokens = 0;
   Context whole;
   Prompt whole_prompt;
-  const bool index_too_big = index_ && temp_index_dir_.empty() && index_->stats().store.tokens > budget_;
-  if (index_too_big) {
-    whole_tokens = index_->stats().store.tokens;
+  const int64_t index_tokens = index_ && temp_index_dir_.empty() ? index_->stats().store.tokens : 0;
+  if (index_tokens > budget_) {
+    whole_tokens = index_tokens;
   } else {
     whole = whole_text();
     whole_prompt = build_prompt(whole.text, turns);
