@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libpcre2-dev libcli11-dev
-          libgtest-dev libgmock-dev libsqlite3-dev libxml2-dev libpoppler-cpp-dev libfaiss-dev libcpp-httplib-dev)
+          libgtest-dev libgmock-dev libsqlite3-dev libxml2-dev libpoppler-cpp-dev libfaiss-dev libcpp-httplib-dev
+          zlib1g-dev libzstd-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,15 +20,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The server tests drive `longqa serve` with the official OpenAI client (npm package `openai`).
-if [ ! -d tests/server/node_modules/openai ]; then
+# Tests drive longqa with real third-party clients from npm: the official OpenAI client (`openai`,
+# the server tests) and Hugging Face tokenizers (`tokenizers`, the tokenizer-training tests).
+if [ ! -d tests/node/node_modules/openai ] || [ ! -d tests/node/node_modules/tokenizers ]; then
   if ! command -v npm >/dev/null; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq nodejs npm >/dev/null
   fi
-  (cd tests/server && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 build_dir=build

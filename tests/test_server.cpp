@@ -1,4 +1,4 @@
-// `longqa serve` as a real process: the official OpenAI Node client (tests/server/client.mjs) drives
+// `longqa serve` as a real process: the official OpenAI Node client (tests/node/client.mjs) drives
 // it, then hostile and malformed requests from a C++ HTTP client.
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -50,14 +50,14 @@ class ServerProcess {
 };
 
 TEST(Server, TheOfficialOpenAiClientWorksUnchanged) {
-  const std::string modules = std::string(LONGQA_SOURCE_DIR) + "/tests/server/node_modules/openai";
-  ASSERT_TRUE(fs::exists(modules)) << "run scripts/setup.sh: it installs the openai npm package into tests/server";
+  const std::string modules = std::string(LONGQA_SOURCE_DIR) + "/tests/node/node_modules/openai";
+  ASSERT_TRUE(fs::exists(modules)) << "run scripts/setup.sh: it installs the openai npm package into tests/node";
   test::TempDir dir;
   const std::string doc = dir.file("walrus.txt");
   std::ofstream(doc) << "The walrus lives in the Arctic. Walruses eat clams and other molluscs.\n";
   ServerProcess server("-m " + test::model_dir("tiny-chatqa2") + " --parallel 4 --ctx 4096 --api-key sekret");
   ASSERT_GT(server.port(), 0) << "the server did not start";
-  const std::string cmd = "node " + std::string(LONGQA_SOURCE_DIR) + "/tests/server/client.mjs " + server.url() + " sekret " +
+  const std::string cmd = "node " + std::string(LONGQA_SOURCE_DIR) + "/tests/node/client.mjs " + server.url() + " sekret " +
                           doc + " >" + dir.file("client") + " 2>&1";
   const int rc = std::system(cmd.c_str());
   std::ifstream in(dir.file("client"));

@@ -5,6 +5,8 @@
 #include "apps/model_args.h"
 #include "apps/ask_commands.h"
 #include "apps/eval_commands.h"
+#include "apps/data_commands.h"
+#include "apps/train_commands.h"
 #include "engine/quantize.h"
 #include "engine/random_model.h"
 
@@ -294,6 +296,8 @@ int run_cli(int argc, char** argv) {
   const auto index_state = add_index_commands(app);
   const auto ask_state = add_ask_commands(app);
   const auto eval_state = add_eval_commands(app);
+  const auto data_state = add_data_commands(app);
+  const auto train_state = add_train_commands(app);
 
   try {
     app.parse(argc, argv);

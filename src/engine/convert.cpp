@@ -62,8 +62,9 @@ Value strings(const std::vector<std::string>& v) {
   return Value::array(ValueType::STRING, std::move(items));
 }
 
-void write_tokenizer(gguf::Writer& w, const std::string& dir, const ModelConfig& c) {
-  const std::string path = (fs::path(dir) / "tokenizer.json").string();
+}  // namespace
+
+void write_tokenizer(gguf::Writer& w, const std::string& path, const ModelConfig& c) {
   TokenizerSpec spec = tokenizer_spec_from_json_file(path);
   if (spec.kind != TokenizerSpec::Kind::ByteLevelBpe)
     throw Error(path + ": only byte-level BPE tokenizers can be converted (SentencePiece ones need tokenizer.model scores)");
@@ -90,8 +91,6 @@ void write_tokenizer(gguf::Writer& w, const std::string& dir, const ModelConfig&
   if (c.bos_id >= 0) w.set("tokenizer.ggml.bos_token_id", Value::u32(static_cast<uint32_t>(c.bos_id)));
   if (!c.eos_ids.empty()) w.set("tokenizer.ggml.eos_token_id", Value::u32(static_cast<uint32_t>(c.eos_ids[0])));
 }
-
-}  // namespace
 
 void write_hparams(gguf::Writer& w, const ModelConfig& c, const std::string& name) {
   const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
@@ -140,7 +139,7 @@ void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, 
     w.add_tensor("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(factors.size())},
                  [factors] { return encode(factors, TensorType::F32); });
   }
-  write_tokenizer(w, hf_dir, c);
+  write_tokenizer(w, (fs::path(hf_dir) / "tokenizer.json").string(), c);
 
   const Weights& wt = model->weights();
   const bool permute = arch == "llama";

@@ -18,6 +18,10 @@ ConvertType parse_convert_type(const std::string& s);
 // RoPE scaling is not among them: it travels as the rope_freqs.weight tensor).
 void write_hparams(gguf::Writer& w, const ModelConfig& c, const std::string& name);
 
+// The `tokenizer.ggml.*` keys of a byte-level BPE tokenizer.json (vocabulary padded to the model's
+// embedding rows, as llama.cpp does); SentencePiece tokenizers are refused.
+void write_tokenizer(gguf::Writer& w, const std::string& tokenizer_json, const ModelConfig& c);
+
 void convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path, ConvertType type);
 
 }  // namespace longqa

@@ -7,6 +7,7 @@
 #include "engine/gguf_writer.h"
 #include "engine/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/random.h"
 
 namespace longqa {
 using gguf::TensorType;
@@ -24,15 +25,8 @@ const std::vector<ModelShape>& shapes() {
   return all;
 }
 
-// Counter-based generator: every row draws from its own stream, so tensors fill in parallel and the
-// same seed always gives the same file.
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
+// Counter-based: every row draws from its own stream, so tensors fill in parallel and the same seed
+// always gives the same file.
 void random_row(uint64_t stream, float* out, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t r = mix64(stream + static_cast<uint64_t>(i));

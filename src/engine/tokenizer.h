@@ -4,6 +4,7 @@
 // before either runs. Immutable after construction; encode/decode are safe from many threads.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -87,6 +88,9 @@ class Tokenizer {
   // Added tokens grouped by first byte, longest first: a text is scanned once, byte by byte.
   std::vector<std::vector<const AddedToken*>> added_by_first_byte_;
 };
+
+// GPT-2's printable stand-in (UTF-8) for each byte: the alphabet of byte-level vocabularies.
+std::array<std::string, 256> byte_level_chars();
 
 // Loads the tokenizer of a model: a GGUF file, an HF model directory, or a tokenizer.json.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);

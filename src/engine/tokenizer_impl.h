@@ -34,9 +34,6 @@ struct TokenizerSpec {
 TokenizerSpec tokenizer_spec_from_json_file(const std::string& path);
 std::unique_ptr<Tokenizer> make_tokenizer(TokenizerSpec spec);
 
-// GPT-2's printable stand-in (UTF-8) for each byte: the alphabet of byte-level vocabularies.
-std::array<std::string, 256> byte_level_chars();
-
 // The GGUF `tokenizer.ggml.pre` name of a byte-level pattern, or "" when it is none of the known ones.
 std::string gguf_pre_name(const std::string& pattern);
 

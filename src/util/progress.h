@@ -10,7 +10,7 @@ namespace longqa {
 
 class Progress {
  public:
-  // total: units of work (bytes, chunks); unit: their name for the rate ("MB/s" for bytes).
+  // total: units of work (bytes, chunks), 0 when unknown (no bar then); bytes: the rate in MB/s.
   Progress(std::string label, uint64_t total, bool bytes);
   ~Progress();  // clears the line
   Progress(const Progress&) = delete;

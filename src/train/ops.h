@@ -1,0 +1,52 @@
+// The trainer's operations, forward and backward, on row-major f32 buffers: the Llama block the engine
+// runs (RMSNorm, linear maps, RoPE on interleaved pairs as GGUF's llama layout has it, causal GQA
+// attention, SwiGLU) and the masked cross-entropy loss. Backward functions accumulate (+=) into the
+// gradients they are given, so a parameter used twice, or micro-batches, sum naturally.
+//
+// Attention is memory-efficient in the FlashAttention way: the forward keeps only each row's output
+// and log-sum-exp, and the backward recomputes the probabilities, so memory grows with T, not T².
+// Functions are pure apart from their outputs; each splits its own work across `threads`.
+#pragma once
+
+#include <cstdint>
+
+namespace longqa::train {
+
+// y[t, o] = sum_i x[t, i] * w[o, i]   (w: [out, in], the engine's weight layout)
+void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads);
+// dx[t, i] += sum_o dy[t, o] * w[o, i];  dw[o, i] += sum_t dy[t, o] * x[t, i]   (dx may be null)
+void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, int64_t n, int64_t in, int64_t out,
+                     int threads);
+
+// y = x / rms(x) * g per row; rstd[t] keeps 1 / rms for the backward.
+void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps);
+void rmsnorm_backward(const float* x, const float* g, const float* rstd, const float* dy, float* dx, float* dg, int64_t n,
+                      int64_t d);
+
+// Rotates each head's pairs (x[2i], x[2i+1]) of every token by pos * inv_freq[i], in place; rows are
+// [tokens of `seqs` sequences of length t] x [heads * head_dim]; a token's position is its index in
+// its sequence. The backward rotates the gradient back (the inverse rotation).
+void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq);
+void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq);
+
+struct AttentionShape {
+  int64_t seqs, t, heads, kv_heads, head_dim;
+};
+// Causal attention with grouped key/value heads: q [seqs*t, heads*hd], k and v [seqs*t, kv_heads*hd],
+// out like q, lse [seqs*t, heads].
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s,
+                       int threads);
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                        float* dq, float* dk, float* dv, const AttentionShape& s, int threads);
+
+// h = silu(gate) * up, elementwise.
+void swiglu_forward(const float* gate, const float* up, float* h, int64_t n);
+void swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n);
+
+// The mean over positions with mask[t] != 0 of -log softmax(logits[t])[target[t]], and (when dlogits
+// is not null) its gradient with respect to the logits, scaled by `scale` (1 / micro-batches).
+// Returns the summed loss; `counted` receives the number of positions counted.
+double cross_entropy(const float* logits, const int32_t* targets, const uint8_t* mask, int64_t n, int64_t vocab, float* dlogits,
+                     float scale, int64_t& counted, int threads);
+
+}  // namespace longqa::train

@@ -1,0 +1,303 @@
+// The trainer: every operation's backward against central finite differences, the whole model's
+// gradient the same way, the engine computing the trainer's loss from the trainer's own checkpoint,
+// a small model memorising a batch, and an interrupted run resuming to the same weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "data/bpe_trainer.h"
+#include "data/megatron_dataset.h"
+#include "engine/model.h"
+#include "engine/transformer.h"
+#include "test_util.h"
+#include "train/ops.h"
+#include "train/pass.h"
+#include "train/trainer.h"
+#include "util/random.h"
+
+namespace longqa::train {
+namespace {
+
+using test::TempDir;
+
+std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
+  Rng rng(seed, 7);
+  std::vector<float> v(n);
+  for (float& x : v) x = scale * static_cast<float>(2 * rng.uniform() - 1);
+  return v;
+}
+
+// Checks analytic[i] against (f(x + h e_i) - f(x - h e_i)) / 2h for a sample of i.
+void expect_gradient(std::vector<float>& x, const std::vector<float>& analytic, const std::function<double()>& f,
+                     const std::string& what, size_t samples = 40, float step = 1e-2f) {
+  ASSERT_EQ(x.size(), analytic.size());
+  const size_t stride = std::max<size_t>(1, x.size() / samples);
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); i += stride) {
+    const float keep = x[i], h = step * std::max(1.0f, std::abs(keep));
+    x[i] = keep + h;
+    const double up = f();
+    x[i] = keep - h;
+    const double down = f();
+    x[i] = keep;
+    const double numeric = (up - down) / (2.0 * h);
+    const double err = std::abs(numeric - analytic[i]) / std::max(1e-2, std::abs(numeric) + std::abs(analytic[i]));
+    worst = std::max(worst, err);
+    EXPECT_LT(err, 2e-2) << what << "[" << i << "]: analytic " << analytic[i] << ", numeric " << numeric;
+  }
+  EXPECT_LT(worst, 2e-2) << what;
+}
+
+// Projects an op's output on fixed random weights: a scalar whose gradient is that op's backward of r.
+double project(const std::vector<float>& y, const std::vector<float>& r) {
+  double s = 0;
+  for (size_t i = 0; i < y.size(); ++i) s += static_cast<double>(y[i]) * r[i];
+  return s;
+}
+
+TEST(TrainOps, LinearBackwardMatchesFiniteDifferences) {
+  const int64_t n = 5, in = 7, out = 6;
+  auto x = random_vector(n * in, 1), w = random_vector(out * in, 2);
+  const auto r = random_vector(n * out, 3);
+  std::vector<float> y(n * out), dx(x.size()), dw(w.size());
+  auto f = [&] {
+    linear_forward(x.data(), w.data(), y.data(), n, in, out, 2);
+    return project(y, r);
+  };
+  linear_backward(x.data(), w.data(), r.data(), dx.data(), dw.data(), n, in, out, 2);
+  expect_gradient(x, dx, f, "dx");
+  expect_gradient(w, dw, f, "dw");
+}
+
+TEST(TrainOps, RmsNormBackwardMatchesFiniteDifferences) {
+  const int64_t n = 4, d = 9;
+  auto x = random_vector(n * d, 4), g = random_vector(d, 5);
+  const auto r = random_vector(n * d, 6);
+  std::vector<float> y(n * d), rstd(n), dx(x.size()), dg(g.size());
+  auto f = [&] {
+    rmsnorm_forward(x.data(), g.data(), y.data(), rstd.data(), n, d, 1e-5f);
+    return project(y, r);
+  };
+  f();
+  rmsnorm_backward(x.data(), g.data(), rstd.data(), r.data(), dx.data(), dg.data(), n, d);
+  expect_gradient(x, dx, f, "dx");
+  expect_gradient(g, dg, f, "dg");
+}
+
+TEST(TrainOps, RopeBackwardIsTheInverseRotation) {
+  const int64_t seqs = 2, t = 5, heads = 3, hd = 8;
+  auto x = random_vector(seqs * t * heads * hd, 7);
+  const auto r = random_vector(x.size(), 8);
+  const std::vector<float> inv_freq = {1.0f, 0.3f, 0.05f, 0.01f};
+  auto f = [&] {
+    std::vector<float> y = x;
+    rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data());
+    return project(y, r);
+  };
+  std::vector<float> dx = r;
+  rope_backward(dx.data(), seqs, t, heads, hd, inv_freq.data());
+  expect_gradient(x, dx, f, "dx");
+  // Position 0 is not rotated.
+  std::vector<float> y = x;
+  rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data());
+  for (int64_t i = 0; i < heads * hd; ++i) EXPECT_EQ(y[i], x[i]);
+}
+
+TEST(TrainOps, GroupedCausalAttentionBackwardMatchesFiniteDifferences) {
+  const AttentionShape s{2, 6, 4, 2, 4};
+  const int64_t rows = s.seqs * s.t;
+  auto q = random_vector(rows * s.heads * s.head_dim, 9), k = random_vector(rows * s.kv_heads * s.head_dim, 10),
+       v = random_vector(rows * s.kv_heads * s.head_dim, 11);
+  const auto r = random_vector(q.size(), 12);
+  std::vector<float> out(q.size()), lse(rows * s.heads), dq(q.size()), dk(k.size()), dv(v.size());
+  auto f = [&] {
+    attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s, 2);
+    return project(out, r);
+  };
+  f();
+  attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), r.data(), dq.data(), dk.data(), dv.data(), s, 2);
+  expect_gradient(q, dq, f, "dq");
+  expect_gradient(k, dk, f, "dk");
+  expect_gradient(v, dv, f, "dv");
+  // Causality: the first position attends to itself only.
+  for (int64_t d = 0; d < s.head_dim; ++d) EXPECT_NEAR(out[d], v[d], 1e-6);
+}
+
+TEST(TrainOps, SwigluAndCrossEntropyBackwardsMatchFiniteDifferences) {
+  const int64_t n = 30;
+  auto gate = random_vector(n, 13, 3.0f), up = random_vector(n, 14);
+  const auto r = random_vector(n, 15);
+  std::vector<float> h(n), dgate(n), dup(n);
+  auto f = [&] {
+    swiglu_forward(gate.data(), up.data(), h.data(), n);
+    return project(h, r);
+  };
+  swiglu_backward(gate.data(), up.data(), r.data(), dgate.data(), dup.data(), n);
+  expect_gradient(gate, dgate, f, "dgate");
+  expect_gradient(up, dup, f, "dup");
+
+  const int64_t rows = 5, vocab = 11;
+  auto logits = random_vector(rows * vocab, 16, 3.0f);
+  const std::vector<int32_t> targets = {3, 0, 10, 7, 7};
+  const std::vector<uint8_t> mask = {1, 0, 1, 1, 1};
+  std::vector<float> dlogits(logits.size());
+  int64_t counted = 0;
+  auto loss = [&] { return cross_entropy(logits.data(), targets.data(), mask.data(), rows, vocab, nullptr, 1.0f, counted, 2); };
+  const double l = cross_entropy(logits.data(), targets.data(), mask.data(), rows, vocab, dlogits.data(), 1.0f, counted, 2);
+  EXPECT_EQ(counted, 4);
+  EXPECT_NEAR(loss(), l, 1e-9);
+  expect_gradient(logits, dlogits, loss, "dlogits");
+  for (int64_t i = 0; i < vocab; ++i) EXPECT_EQ(dlogits[vocab + i], 0.0f) << "a masked position has no gradient";
+}
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.vocab = 23;
+  c.hidden = 16;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.ffn = 24;
+  c.context = 64;
+  c.rope_theta = 100;
+  return c;
+}
+
+TEST(TrainModel, WholeModelGradientMatchesFiniteDifferences) {
+  for (const bool tied : {false, true}) {
+    TrainConfig c = tiny_config();
+    c.tied = tied;
+    TrainModel m(c);
+    m.init_random(3);
+    for (float& p : m.params()) p *= 4;  // larger weights: gradients well above float noise
+    const int64_t seqs = 2, t = 6;
+    Rng rng(5, 1);
+    std::vector<int32_t> inputs(seqs * t), targets(seqs * t);
+    for (auto& x : inputs) x = static_cast<int32_t>(rng.below(c.vocab));
+    for (auto& x : targets) x = static_cast<int32_t>(rng.below(c.vocab));
+    std::vector<uint8_t> mask(seqs * t, 1);
+    mask[3] = 0;
+    Pass pass(c, seqs, t);
+    pass.forward(m, inputs.data(), targets.data(), mask.data(), 2);
+    std::fill(m.grads().begin(), m.grads().end(), 0.0f);
+    pass.backward(m, inputs.data(), 1.0f, 2);
+    std::vector<float> params(m.params().begin(), m.params().end());
+    const std::vector<float> grads(m.grads().begin(), m.grads().end());
+    auto loss = [&] {
+      std::copy(params.begin(), params.end(), m.params().begin());
+      return pass.forward(m, inputs.data(), targets.data(), mask.data(), 2);
+    };
+    expect_gradient(params, grads, loss, tied ? "tied model" : "model", 300, 2e-3f);
+  }
+}
+
+// A small corpus a model can memorise: a random cycle of 40 distinct tokens, repeated.
+std::string write_dataset(const TempDir& dir, int32_t vocab, uint64_t tokens) {
+  std::vector<int32_t> cycle(static_cast<size_t>(vocab));
+  for (int32_t i = 0; i < vocab; ++i) cycle[static_cast<size_t>(i)] = i;
+  Rng(11, 2).shuffle(cycle);
+  cycle.resize(40);
+  std::vector<int32_t> ids;
+  for (uint64_t i = 0; i < tokens; ++i) ids.push_back(cycle[i % cycle.size()]);
+  data::IndexedDatasetWriter w(dir.file("ds"), data::optimal_dtype(vocab));
+  w.append(ids);
+  w.finish(64);
+  return dir.file("ds");
+}
+
+const std::string& small_tokenizer(const TempDir& dir) {
+  static std::string path;
+  data::BpeTrainOptions o;
+  o.vocab_size = 300;
+  const auto r = data::train_bpe({test::bundled("haystack/GPL-3.txt")}, o);
+  path = dir.file("tok.json");
+  std::ofstream(path) << r.tokenizer.dump();
+  return path;
+}
+
+TEST(Trainer, TheEngineComputesTheTrainersLossFromItsCheckpoint) {
+  TempDir dir;
+  TrainConfig c = tiny_config();
+  c.vocab = 300;
+  c.rope_theta = 5e5;
+  c.context = 128;
+  TrainModel m(c);
+  m.init_random(9);
+  for (float& p : m.params()) p *= 10;  // a confident model: the loss is far from log(vocab)
+  m.save_gguf(dir.file("m.gguf"), small_tokenizer(dir), "test");
+
+  const int64_t t = 40;
+  Rng rng(3, 3);
+  std::vector<int32_t> tokens(t + 1);
+  for (auto& x : tokens) x = static_cast<int32_t>(rng.below(c.vocab));
+  const std::vector<uint8_t> mask(t, 1);
+  Pass pass(c, 1, t);
+  const double trainer_loss = pass.forward(m, tokens.data(), tokens.data() + 1, mask.data(), 2);
+
+  const auto model = Model::load(dir.file("m.gguf"));
+  EXPECT_EQ(model->config().rope.theta, 5e5);
+  Session session(*model, {.context = 128, .batch = 16, .threads = 2});
+  std::vector<float> logits;
+  session.evaluate(std::span(tokens).first(t), &logits, nullptr);
+  double engine_loss = 0;
+  for (int64_t i = 0; i < t; ++i) {
+    const float* z = logits.data() + i * c.vocab;
+    const float mx = *std::max_element(z, z + c.vocab);
+    double sum = 0;
+    for (int64_t k = 0; k < c.vocab; ++k) sum += std::exp(static_cast<double>(z[k] - mx));
+    engine_loss += std::log(sum) + mx - z[tokens[i + 1]];
+  }
+  engine_loss /= t;
+  EXPECT_GT(trainer_loss, 1.0);
+  EXPECT_NEAR(trainer_loss, engine_loss, 1e-4 * trainer_loss);
+}
+
+TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
+  TempDir dir;
+  const std::string tokenizer = small_tokenizer(dir);
+  TrainOptions o;
+  o.data = write_dataset(dir, 300, 8000);
+  o.tokenizer = tokenizer;
+  o.shape = tiny_config();
+  o.shape.vocab = 0;  // the tokenizer's
+  o.shape.hidden = 32;
+  o.seq_len = 32;
+  o.batch = 4;
+  o.accumulation = 2;
+  o.steps = 60;
+  o.warmup = 5;
+  o.lr = 1e-2;
+  o.min_lr = 1e-3;
+  o.threads = 2;
+  o.seed = 1;
+  o.out = dir.file("full.gguf");
+  const TrainReport full = run_training(o);
+  EXPECT_EQ(full.steps, 60);
+  EXPECT_LT(full.last_loss, 0.1 * full.first_loss) << "first " << full.first_loss << ", last " << full.last_loss;
+
+  const auto csv = test::read_bytes(dir.file("full.gguf.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 61);
+
+  // The same run stopped at step 25 (checkpointed there), then resumed: the same final weights.
+  o.out = dir.file("resumed.gguf");
+  o.stop_at = 25;
+  EXPECT_EQ(run_training(o).steps, 25);
+  o.stop_at = 0;
+  o.resume = true;
+  EXPECT_EQ(run_training(o).steps, 35);
+  const TrainModel full_model = TrainModel::from_gguf(dir.file("full.gguf"), 0, 0);
+  const TrainModel resumed_model = TrainModel::from_gguf(dir.file("resumed.gguf"), 0, 0);
+  ASSERT_EQ(full_model.params().size(), resumed_model.params().size());
+  EXPECT_TRUE(std::equal(full_model.params().begin(), full_model.params().end(), resumed_model.params().begin()));
+  const auto resumed_csv = test::read_bytes(dir.file("resumed.gguf.csv"));
+  EXPECT_EQ(std::count(resumed_csv.begin(), resumed_csv.end(), '\n'), 61);
+
+  // The checkpoint is a model the engine runs.
+  const auto model = Model::load(dir.file("full.gguf"));
+  EXPECT_EQ(model->config().hidden, 32);
+  EXPECT_EQ(model->tokenizer().vocab_size(), 300);
+}
+
+}  // namespace
+}  // namespace longqa::train
