@@ -5,15 +5,18 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
 
 #include "data/bpe_trainer.h"
 #include "data/megatron_dataset.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "test_util.h"
+#include "train/batches.h"
 #include "train/ops.h"
 #include "train/pass.h"
 #include "train/trainer.h"
+#include "util/error.h"
 #include "util/random.h"
 
 namespace longqa::train {
@@ -297,6 +300,77 @@ TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
   const auto model = Model::load(dir.file("full.gguf"));
   EXPECT_EQ(model->config().hidden, 32);
   EXPECT_EQ(model->tokenizer().vocab_size(), 300);
+}
+
+TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {
+  TempDir dir;
+  const std::string tokenizer_path = small_tokenizer(dir);
+  const auto tk = load_tokenizer(tokenizer_path);
+  const std::vector<std::string> words = {"tulip", "anchor", "violet", "marble", "copper", "willow"};
+  std::string jsonl;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string fact = "The code of box " + std::to_string(i) + " is " + words[i] + ".";
+    const std::string question = "What is the code of box " + std::to_string(i) + "?";
+    if (i % 2 == 0)
+      jsonl += nlohmann::json{{"messages", {{{"role", "system"}, {"content", fact}}, {{"role", "user"}, {"content", question}},
+                                            {{"role", "assistant"}, {"content", words[i]}}}}}
+                   .dump() + "\n";
+    else
+      jsonl += nlohmann::json{{"input", "System: " + fact + "\n\nUser: " + question + "\n\nAssistant:"}, {"output", words[i]}}.dump() + "\n";
+  }
+  std::ofstream(dir.file("sft.jsonl")) << jsonl;
+
+  const int32_t bos = *tk->find("<|begin_of_text|>"), eos = *tk->find("<|end_of_text|>");
+  const int64_t t = 128;
+  const auto rows = open_batches(dir.file("sft.jsonl"), *tk, t, bos, eos, 1);
+  EXPECT_EQ(rows->rows_per_epoch(), words.size());
+  std::vector<int32_t> inputs(t), targets(t);
+  std::vector<uint8_t> mask(t);
+  std::set<std::string> answers;
+  for (uint64_t row = 0; row < words.size(); ++row) {
+    rows->fill(row, t, inputs.data(), targets.data(), mask.data());
+    EXPECT_EQ(inputs[0], bos);
+    std::vector<int32_t> trained;
+    for (int64_t i = 0; i < t; ++i)
+      if (mask[i]) trained.push_back(targets[i]);
+    ASSERT_FALSE(trained.empty());
+    EXPECT_EQ(trained.back(), eos);
+    trained.pop_back();
+    answers.insert(tk->decode(trained));
+    const auto answer_at = static_cast<size_t>(std::find(mask.begin(), mask.end(), 1) - mask.begin());
+    const std::string prompt = tk->decode(std::span(inputs).first(answer_at + 1));  // up to "Assistant:"
+    EXPECT_TRUE(prompt.ends_with("?\n\nAssistant:")) << prompt;
+    EXPECT_TRUE(prompt.starts_with("<|begin_of_text|>System: The code of box")) << prompt;
+  }
+  EXPECT_EQ(answers, (std::set<std::string>{" tulip", " anchor", " violet", " marble", " copper", " willow"}));
+
+  TrainOptions o;
+  o.data = dir.file("sft.jsonl");
+  o.tokenizer = tokenizer_path;
+  o.shape = tiny_config();
+  o.shape.vocab = 0;
+  o.shape.hidden = 32;
+  o.shape.context = t;
+  o.seq_len = t;
+  o.batch = 6;
+  o.steps = 80;
+  o.warmup = 5;
+  o.lr = 1e-2;
+  o.min_lr = 1e-3;
+  o.threads = 2;
+  o.out = dir.file("sft.gguf");
+  const TrainReport r = run_training(o);
+  EXPECT_LT(r.last_loss, 0.3 * r.first_loss) << r.first_loss << " -> " << r.last_loss;
+  const std::string svg(test::read_bytes(dir.file("sft.gguf.svg")).begin(), test::read_bytes(dir.file("sft.gguf.svg")).end());
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+
+  std::ofstream(dir.file("bad.jsonl")) << "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n";
+  try {
+    open_batches(dir.file("bad.jsonl"), *tk, t, bos, eos, 1);
+    ADD_FAILURE() << "a sample without an answer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: not an SFT sample"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -10,14 +10,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/megatron_dataset.h"
 #include "engine/tokenizer.h"
+#include "train/batches.h"
 #include "train/pass.h"
+#include "train/plot.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 #include "util/progress.h"
-#include "util/random.h"
 
 namespace longqa::train {
 
@@ -90,7 +90,6 @@ TrainReport run_training(const TrainOptions& o) {
   if (o.seq_len < 2 || o.batch < 1 || o.accumulation < 1 || o.steps < 1) throw Error("--seq-len, --batch, --accumulation and --steps must be positive");
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   const auto tokenizer = load_tokenizer(o.tokenizer);
-  const data::IndexedDatasetReader stream(o.data);
 
   TrainModel model = [&] {
     if (o.resume) return TrainModel::from_gguf(o.out, 0, 0);
@@ -108,9 +107,7 @@ TrainReport run_training(const TrainOptions& o) {
   const TrainConfig& c = model.config();
   if (tokenizer->vocab_size() > c.vocab) throw Error(o.tokenizer + ": more tokens than the model has embeddings");
   if (o.seq_len > c.context) throw Error("--seq-len exceeds the model's context (" + std::to_string(c.context) + ")");
-  const uint64_t windows = stream.tokens() > 0 ? (stream.tokens() - 1) / static_cast<uint64_t>(o.seq_len) : 0;
-  if (windows < static_cast<uint64_t>(o.batch))
-    throw Error(o.data + ": " + std::to_string(stream.tokens()) + " tokens make fewer than --batch windows of --seq-len + 1");
+  const std::unique_ptr<BatchSource> rows = open_batches(o.data, *tokenizer, o.seq_len, c.bos, c.eos, o.seed);
 
   AdamW adam(model);
   if (o.resume) adam.load(o.out + ".optim");
@@ -121,20 +118,8 @@ TrainReport run_training(const TrainOptions& o) {
 
   Pass pass(c, o.batch, o.seq_len);
   const int64_t n = o.batch * o.seq_len;
-  std::vector<int32_t> window(static_cast<size_t>(o.seq_len + 1)), inputs(static_cast<size_t>(n)), targets(static_cast<size_t>(n));
-  const std::vector<uint8_t> mask(static_cast<size_t>(n), 1);
-  std::vector<uint64_t> order;
-  uint64_t order_epoch = UINT64_MAX;
-  auto window_start = [&](uint64_t k) {  // the k-th window of the run: epochs of seeded permutations
-    const uint64_t epoch = k / windows;
-    if (epoch != order_epoch) {
-      order.resize(windows);
-      for (uint64_t i = 0; i < windows; ++i) order[i] = i;
-      Rng(o.seed, 0x65706f6368ULL + epoch).shuffle(order);
-      order_epoch = epoch;
-    }
-    return order[k % windows] * static_cast<uint64_t>(o.seq_len);
-  };
+  std::vector<int32_t> inputs(static_cast<size_t>(n)), targets(static_cast<size_t>(n));
+  std::vector<uint8_t> mask(static_cast<size_t>(n));
 
   TrainReport report;
   const auto start = std::chrono::steady_clock::now();
@@ -146,10 +131,9 @@ TrainReport run_training(const TrainOptions& o) {
     double loss = 0;
     for (int64_t micro = 0; micro < o.accumulation; ++micro) {
       for (int64_t row = 0; row < o.batch; ++row) {
-        const auto k = static_cast<uint64_t>((step * o.accumulation + micro) * o.batch + row);
-        stream.read(window_start(k), static_cast<uint64_t>(o.seq_len + 1), window.data());
-        std::copy_n(window.begin(), o.seq_len, inputs.begin() + row * o.seq_len);
-        std::copy_n(window.begin() + 1, o.seq_len, targets.begin() + row * o.seq_len);
+        const auto index = static_cast<uint64_t>((step * o.accumulation + micro) * o.batch + row);
+        const size_t at = static_cast<size_t>(row * o.seq_len);
+        rows->fill(index, o.seq_len, &inputs[at], &targets[at], &mask[at]);
       }
       loss += pass.forward(model, inputs.data(), targets.data(), mask.data(), threads) * scale;
       pass.backward(model, inputs.data(), scale, threads);
@@ -178,9 +162,11 @@ TrainReport run_training(const TrainOptions& o) {
     report.last_loss = loss;
     ++report.steps;
     report.seconds = seconds;
-    char detail[96];
-    std::snprintf(detail, sizeof detail, "loss %.4f, %.0f tokens/s", loss,
-                  static_cast<double>(report.steps * o.accumulation * n) / std::max(seconds, 1e-9));
+    char detail[128];
+    const double per_step = seconds / static_cast<double>(report.steps);
+    std::snprintf(detail, sizeof detail, "loss %.4f, %.0f tokens/s, ETA %.0f s", loss,
+                  static_cast<double>(report.steps * o.accumulation * n) / std::max(seconds, 1e-9),
+                  per_step * static_cast<double>((o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps) - step - 1));
     progress.update(static_cast<uint64_t>(step + 1), detail);
     const bool stop = step + 1 == o.stop_at;
     if (stop || step + 1 == o.steps || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
@@ -190,6 +176,8 @@ TrainReport run_training(const TrainOptions& o) {
     if (stop) break;
   }
   report.tokens_per_s = static_cast<double>(report.steps * o.accumulation * n) / std::max(report.seconds, 1e-9);
+  csv.close();
+  plot_training_log(csv_path, o.out + ".svg");
   return report;
 }
 

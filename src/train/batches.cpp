@@ -1,0 +1,157 @@
+#include "train/batches.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "data/jsonl_records.h"
+#include "data/line_reader.h"
+#include "data/megatron_dataset.h"
+#include "engine/tokenizer.h"
+#include "qa/chat_template.h"
+#include "util/error.h"
+#include "util/random.h"
+
+namespace longqa::train {
+
+namespace {
+
+using nlohmann::json;
+
+// Position of the k-th visit in a seeded permutation of [0, n) that changes every epoch: an affine
+// map k -> (a k + b) mod n with a coprime to n, drawn per epoch. Stateless, so fill() stays const.
+uint64_t shuffled(uint64_t k, uint64_t n, uint64_t seed) {
+  const uint64_t epoch = k / n;
+  Rng rng(seed, 0x65706f6368ULL + epoch);
+  uint64_t a = 1 + rng.below(n);
+  while (std::gcd(a, n) != 1) a = a % n + 1;
+  const uint64_t b = rng.below(n);
+  return (a * (k % n) % n + b) % n;  // n < 2^32 (checked at load), so a * k fits 64 bits
+}
+
+class PackedStream final : public BatchSource {
+ public:
+  PackedStream(const std::string& prefix, int64_t t, uint64_t seed) : stream_(prefix), seed_(seed), prefix_(prefix) {
+    windows_ = stream_.tokens() > 0 ? (stream_.tokens() - 1) / static_cast<uint64_t>(t) : 0;
+    if (windows_ == 0) throw Error(prefix + ": " + std::to_string(stream_.tokens()) + " tokens make no window of --seq-len + 1");
+    if (windows_ >= (uint64_t{1} << 32)) throw Error(prefix + ": more than 2^32 windows: use a longer --seq-len");
+  }
+  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask) const override {
+    const uint64_t start = shuffled(index, windows_, seed_) * static_cast<uint64_t>(t);
+    stream_.read(start, static_cast<uint64_t>(t), inputs);
+    stream_.read(start + 1, static_cast<uint64_t>(t), targets);
+    std::fill(mask, mask + t, 1);
+  }
+  uint64_t rows_per_epoch() const override { return windows_; }
+  std::string describe() const override {
+    return prefix_ + ": " + std::to_string(stream_.tokens()) + " tokens, " + std::to_string(windows_) + " windows";
+  }
+
+ private:
+  data::IndexedDatasetReader stream_;
+  uint64_t seed_;
+  std::string prefix_;
+  uint64_t windows_ = 0;
+};
+
+class SftSamples final : public BatchSource {
+ public:
+  SftSamples(const std::string& path, const Tokenizer& tk, int64_t t, int32_t bos, int32_t eos, uint64_t seed)
+      : path_(path), seed_(seed) {
+    if (eos < 0) throw Error("the model has no EOS token to end SFT answers with");
+    data::LineReader reader(path);
+    for (std::string line; reader.next(line);) {
+      json rec;
+      data::RecordResult r = data::parse_object(line, rec);
+      if (r.status == data::RecordStatus::Empty) continue;
+      std::string prompt, answer;
+      if (r.status == data::RecordStatus::Ok && !render(rec, prompt, answer))
+        r = {data::RecordStatus::Bad, "not an SFT sample (messages ending with an assistant turn, or input/output)"};
+      if (r.status == data::RecordStatus::Bad) throw Error(reader.where() + ": " + r.reason);
+      std::vector<int32_t> tokens;
+      if (bos >= 0) tokens.push_back(bos);
+      const std::vector<int32_t> p = tk.encode(prompt, /*parse_special=*/false), a = tk.encode(" " + answer, false);
+      tokens.insert(tokens.end(), p.begin(), p.end());
+      const size_t answer_start = tokens.size();
+      tokens.insert(tokens.end(), a.begin(), a.end());
+      tokens.push_back(eos);
+      if (static_cast<int64_t>(tokens.size()) > t + 1) {
+        ++too_long_;
+        continue;
+      }
+      starts_.push_back(tokens_.size());
+      answer_at_.push_back(tokens_.size() + answer_start);
+      tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+    }
+    starts_.push_back(tokens_.size());
+    if (answer_at_.empty())
+      throw Error(path + ": no sample fits --seq-len + 1 tokens (" + std::to_string(too_long_) + " are longer)");
+  }
+
+  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask) const override {
+    const uint64_t s = shuffled(index, answer_at_.size(), seed_);
+    const size_t begin = starts_[s], end = starts_[s + 1];
+    for (int64_t i = 0; i < t; ++i) {
+      const size_t at = begin + static_cast<size_t>(i);
+      const bool real = at + 1 < end;
+      inputs[i] = at < end ? tokens_[at] : 0;
+      targets[i] = real ? tokens_[at + 1] : 0;
+      mask[i] = real && at + 1 >= answer_at_[s];  // the answer and its EOS
+    }
+  }
+  uint64_t rows_per_epoch() const override { return answer_at_.size(); }
+  std::string describe() const override {
+    return path_ + ": " + std::to_string(answer_at_.size()) + " samples" +
+           (too_long_ ? ", " + std::to_string(too_long_) + " longer than --seq-len + 1 left out" : "");
+  }
+
+ private:
+  // The ChatQA prompt up to "Assistant:" and the answer.
+  static bool render(const json& rec, std::string& prompt, std::string& answer) {
+    if (const json* in = data::lookup(rec, "input"); in && in->is_string()) {
+      const json* out = data::lookup(rec, "output");
+      if (!out || !out->is_string()) return false;
+      prompt = in->get<std::string>();
+      answer = out->get<std::string>();
+      return true;
+    }
+    const json* m = data::lookup(rec, "messages");
+    if (!m || !m->is_array() || m->empty()) return false;
+    std::string system;
+    std::vector<qa::Turn> turns;
+    for (const json& msg : *m) {
+      if (!msg.is_object() || !msg.value("role", json()).is_string() || !msg.value("content", json()).is_string()) return false;
+      const std::string role = msg["role"], content = msg["content"];
+      if (role == "system") system = content;
+      else if (role == "user" || role == "assistant") turns.push_back({role, content});
+      else return false;
+    }
+    if (turns.size() < 2 || turns.back().role != "assistant") return false;
+    answer = turns.back().content;
+    turns.pop_back();
+    const qa::RenderedPrompt p = qa::render_prompt(qa::Template::ChatQA, "", system, "", turns, "");
+    prompt = p.prefix + p.suffix;
+    return true;
+  }
+
+  std::string path_;
+  uint64_t seed_;
+  std::vector<int32_t> tokens_;
+  std::vector<size_t> starts_, answer_at_;
+  uint64_t too_long_ = 0;
+};
+
+bool is_jsonl(const std::string& path) {
+  for (const char* ext : {".jsonl", ".jsonl.gz", ".jsonl.zst"})
+    if (path.ends_with(ext)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<BatchSource> open_batches(const std::string& data, const Tokenizer& tokenizer, int64_t t, int32_t bos, int32_t eos,
+                                          uint64_t seed) {
+  if (is_jsonl(data)) return std::make_unique<SftSamples>(data, tokenizer, t, bos, eos, seed);
+  return std::make_unique<PackedStream>(data, t, seed);
+}
+
+}  // namespace longqa::train
