@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libpcre2-dev libcli11-dev
           libgtest-dev libgmock-dev libsqlite3-dev libxml2-dev libpoppler-cpp-dev libfaiss-dev libcpp-httplib-dev
-          zlib1g-dev libzstd-dev)
+          zlib1g-dev libzstd-dev python3
+          # English text for the nano-ChatQA recipe (scripts/nano-chatqa.sh)
+          fortunes debian-reference-en)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -361,7 +362,8 @@ TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {
   o.out = dir.file("sft.gguf");
   const TrainReport r = run_training(o);
   EXPECT_LT(r.last_loss, 0.3 * r.first_loss) << r.first_loss << " -> " << r.last_loss;
-  const std::string svg(test::read_bytes(dir.file("sft.gguf.svg")).begin(), test::read_bytes(dir.file("sft.gguf.svg")).end());
+  const std::vector<uint8_t> svg_bytes = test::read_bytes(dir.file("sft.gguf.svg"));
+  const std::string svg(svg_bytes.begin(), svg_bytes.end());
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
 
   std::ofstream(dir.file("bad.jsonl")) << "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n";
@@ -371,6 +373,23 @@ TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: not an SFT sample"), std::string::npos) << e.what();
   }
+}
+
+TEST(Recipe, TheNanoChatQaMiniatureRunsEndToEnd) {
+  TempDir dir;
+  const std::string cmd = "bash " + std::string(LONGQA_SOURCE_DIR) + "/scripts/nano-chatqa.sh " + dir.file("run") +
+                          " --mini --longqa " + LONGQA_BIN + " > " + dir.file("log") + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  const std::vector<uint8_t> log = test::read_bytes(dir.file("log"));
+  ASSERT_EQ(status, 0) << std::string(log.begin(), log.end());
+  for (const char* file : {"tokenizer.json", "stage1.gguf", "stage2.gguf", "nano-chatqa.gguf", "nano-chatqa-short.gguf",
+                           "nano-chatqa.gguf.svg", "niah-extended/heatmap.svg", "niah-before/niah.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file("run/") + file)) << file;
+  // Context extension happened: the RoPE base and the window grew between the stages.
+  const auto before = Model::load(dir.file("run/stage1.gguf")), after = Model::load(dir.file("run/nano-chatqa.gguf"));
+  EXPECT_EQ(before->config().rope.theta, 10000);
+  EXPECT_EQ(after->config().rope.theta, 160000);
+  EXPECT_GT(after->config().context_length, 512);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ std::shared_ptr<TrainCommandState> add_train_commands(CLI::App& app) {
   t->add_option("--out", o.out, "checkpoint (GGUF); OUT.optim and OUT.csv beside it")->required();
   t->add_option("--init", o.init, "continue from this GGUF model instead of a new one");
   t->add_option("--rope-theta", o.rope_theta, "RoPE base (raise it to extend the context)");
+  t->add_option("--context", o.context, "context length the checkpoint declares (default: at least --seq-len)");
   t->add_option("--hidden", o.shape.hidden, "a new model's width")->capture_default_str();
   t->add_option("--layers", o.shape.layers, "... layers")->capture_default_str();
   t->add_option("--heads", o.shape.heads, "... attention heads")->capture_default_str();

@@ -7,7 +7,6 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/matmul.h"
 
 namespace longqa::train {
 
@@ -22,6 +21,14 @@ LONGQA_VECTOR_CLONES void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// y += a[0] x0 + a[1] x1 + a[2] x2 + a[3] x3: four products per load and store of y.
+LONGQA_VECTOR_CLONES void axpy4(const float* a, const float* x0, const float* x1, const float* x2, const float* x3, float* y,
+                                int64_t n) {
+  const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
+}
+
 LONGQA_VECTOR_CLONES float dot(const float* a, const float* b, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -32,27 +39,59 @@ LONGQA_VECTOR_CLONES float dot(const float* a, const float* b, int64_t n) {
 }  // namespace
 
 void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads) {
-  std::vector<uint8_t> scratch;  // unused for f32 weights
-  kernels::matmul({kernels::WType::F32, w, out, in}, x, n, y, threads, scratch);
+  // y = x wᵀ as sums of rows of wᵀ (the backward's dx loop): four rows per pass over an output row.
+  std::vector<float> wt(static_cast<size_t>(in * out));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t o = 0; o < out; ++o) wt[static_cast<size_t>(i * out + o)] = w[o * in + i];
+  constexpr int64_t kTokens = 8;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
+    const int64_t t1 = std::min(n, t0 + kTokens);
+    std::fill(y + t0 * out, y + t1 * out, 0.0f);
+    int64_t i = 0;
+    for (; i + 4 <= in; i += 4)
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* wi = wt.data() + i * out;
+        axpy4(x + t * in + i, wi, wi + out, wi + 2 * out, wi + 3 * out, y + t * out, out);
+      }
+    for (; i < in; ++i)
+      for (int64_t t = t0; t < t1; ++t) axpy(x[t * in + i], wt.data() + i * out, y + t * out, out);
+  }
 }
 
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, int64_t n, int64_t in, int64_t out,
                      int threads) {
-  // Blocks keep a few weight rows (dx) or gradient rows (dw) hot in L1 while tokens stream past.
+  // Blocks keep a few weight rows (dx) or gradient rows (dw) hot in L1 while tokens stream past, and
+  // four rows are combined per pass over the output row.
   constexpr int64_t kTokens = 8, kRows = 16;
   if (dx) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
       const int64_t t1 = std::min(n, t0 + kTokens);
-      for (int64_t o = 0; o < out; ++o)
+      int64_t o = 0;
+      for (; o + 4 <= out; o += 4)
+        for (int64_t t = t0; t < t1; ++t)
+          axpy4(dy + t * out + o, w + o * in, w + (o + 1) * in, w + (o + 2) * in, w + (o + 3) * in, dx + t * in, in);
+      for (; o < out; ++o)
         for (int64_t t = t0; t < t1; ++t) axpy(dy[t * out + o], w + o * in, dx + t * in, in);
     }
   }
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t o0 = 0; o0 < out; o0 += kRows) {
-    const int64_t o1 = std::min(out, o0 + kRows);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t o = o0; o < o1; ++o) axpy(dy[t * out + o], x + t * in, dw + o * in, in);
+#pragma omp parallel num_threads(threads)
+  {
+    float a[4];
+#pragma omp for schedule(static)
+    for (int64_t o0 = 0; o0 < out; o0 += kRows) {
+      const int64_t o1 = std::min(out, o0 + kRows);
+      int64_t t = 0;
+      for (; t + 4 <= n; t += 4)
+        for (int64_t o = o0; o < o1; ++o) {
+          for (int k = 0; k < 4; ++k) a[k] = dy[(t + k) * out + o];
+          axpy4(a, x + t * in, x + (t + 1) * in, x + (t + 2) * in, x + (t + 3) * in, dw + o * in, in);
+        }
+      for (; t < n; ++t)
+        for (int64_t o = o0; o < o1; ++o) axpy(dy[t * out + o], x + t * in, dw + o * in, in);
+    }
   }
 }
 
@@ -202,13 +241,13 @@ double cross_entropy(const float* logits, const int32_t* targets, const uint8_t*
       continue;
     }
     const float m = *std::max_element(z, z + vocab);
-    double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(z[i] - m));
-    const double log_sum = std::log(sum) + m;
-    total += log_sum - z[targets[t]];
+    float sum = 0;  // float exponentials: the vocabulary-wide softmax is the loss's hot loop
+    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(z[i] - m);
+    const float log_sum = std::log(sum) + m;
+    total += static_cast<double>(log_sum - z[targets[t]]);
     if (dz) {
       const auto g = static_cast<float>(per * scale);
-      for (int64_t i = 0; i < vocab; ++i) dz[i] = g * static_cast<float>(std::exp(static_cast<double>(z[i]) - log_sum));
+      for (int64_t i = 0; i < vocab; ++i) dz[i] = g * std::exp(z[i] - log_sum);
       dz[targets[t]] -= g;
     }
   }

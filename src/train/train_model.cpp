@@ -131,7 +131,7 @@ TrainModel TrainModel::from_gguf(const std::string& path, double rope_theta, int
   c.heads = m.n_heads;
   c.kv_heads = m.n_kv_heads;
   c.ffn = m.ffn;
-  c.context = context > 0 ? context : m.context_length;
+  c.context = std::max(context, m.context_length);
   c.rope_theta = rope_theta > 0 ? rope_theta : m.rope.theta;
   c.rms_eps = m.rms_eps;
   c.tied = m.tied_embeddings;
@@ -160,12 +160,13 @@ TrainModel TrainModel::from_gguf(const std::string& path, double rope_theta, int
   return t;
 }
 
-void TrainModel::save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name) const {
+void TrainModel::save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step) const {
   using gguf::TensorType;
   const ModelConfig m = c_.model_config();
   gguf::Writer w;
   write_hparams(w, m, name);
   w.set("general.file_type", gguf::Value::u32(0));
+  if (step >= 0) w.set("longqa.train.step", gguf::Value::u32(static_cast<uint32_t>(step)));
   if (tokenizer.size() > 5 && tokenizer.substr(tokenizer.size() - 5) == ".gguf") {
     const gguf::File src(tokenizer);
     for (const auto& [key, value] : src.metadata())

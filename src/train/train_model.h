@@ -37,12 +37,14 @@ struct ModelTensors {
 class TrainModel {
  public:
   explicit TrainModel(const TrainConfig& c);
-  // A GGUF llama-architecture model (any weight type), its RoPE base replaced by rope_theta when > 0.
+  // A GGUF llama-architecture model (any weight type), its RoPE base replaced by rope_theta when > 0
+  // and its context raised to `context` when that is longer.
   static TrainModel from_gguf(const std::string& path, double rope_theta, int64_t context);
 
   void init_random(uint64_t seed);
-  // Writes the model and the tokenizer (a tokenizer.json, or the GGUF it came from) as a GGUF file.
-  void save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name) const;
+  // Writes the model and the tokenizer (a tokenizer.json, or the GGUF it came from) as a GGUF file;
+  // a training step >= 0 is recorded under `longqa.train.step`.
+  void save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step = -1) const;
 
   const TrainConfig& config() const { return c_; }
   std::span<float> params() { return params_; }

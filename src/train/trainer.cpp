@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/gguf.h"
 #include "engine/tokenizer.h"
 #include "train/batches.h"
 #include "train/pass.h"
@@ -93,10 +94,10 @@ TrainReport run_training(const TrainOptions& o) {
 
   TrainModel model = [&] {
     if (o.resume) return TrainModel::from_gguf(o.out, 0, 0);
-    if (!o.init.empty()) return TrainModel::from_gguf(o.init, o.rope_theta, 0);
+    if (!o.init.empty()) return TrainModel::from_gguf(o.init, o.rope_theta, o.context);
     TrainConfig c = o.shape;
     if (c.vocab == 0) c.vocab = tokenizer->vocab_size();
-    c.context = std::max(c.context, o.seq_len);
+    c.context = o.context > 0 ? o.context : std::max(c.context, o.seq_len);
     if (o.rope_theta > 0) c.rope_theta = o.rope_theta;
     if (const auto bos = tokenizer->find("<|begin_of_text|>")) c.bos = *bos;
     if (const auto eos = tokenizer->find("<|end_of_text|>")) c.eos = *eos;
@@ -110,7 +111,12 @@ TrainReport run_training(const TrainOptions& o) {
   const std::unique_ptr<BatchSource> rows = open_batches(o.data, *tokenizer, o.seq_len, c.bos, c.eos, o.seed);
 
   AdamW adam(model);
-  if (o.resume) adam.load(o.out + ".optim");
+  if (o.resume) {
+    adam.load(o.out + ".optim");
+    const auto saved = gguf::File(o.out).get_int("longqa.train.step");
+    if (!saved || *saved != adam.steps())
+      throw Error(o.out + ": the checkpoint's step and its optimizer state's (" + std::to_string(adam.steps()) + ") disagree");
+  }
   const std::string csv_path = o.out + ".csv";
   std::ofstream csv(csv_path, o.resume ? std::ios::app : std::ios::trunc);
   if (!csv) throw Error(csv_path + ": cannot write");
@@ -170,7 +176,7 @@ TrainReport run_training(const TrainOptions& o) {
     progress.update(static_cast<uint64_t>(step + 1), detail);
     const bool stop = step + 1 == o.stop_at;
     if (stop || step + 1 == o.steps || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
-      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string());
+      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1);
       adam.save(o.out + ".optim");
     }
     if (stop) break;

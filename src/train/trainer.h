@@ -19,6 +19,7 @@ struct TrainOptions {
   std::string init;       // a GGUF model to continue from; empty: a new model of `shape`
   TrainConfig shape;      // for a new model (vocab: the tokenizer's when 0)
   double rope_theta = 0;  // > 0: the RoPE base (context extension raises it)
+  int64_t context = 0;    // the context length the checkpoint declares; 0: at least --seq-len
   int64_t seq_len = 512, batch = 8, accumulation = 1, steps = 1000, warmup = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, clip = 1.0;
   uint64_t seed = 0;

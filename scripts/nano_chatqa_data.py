@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""The data of the nano-ChatQA recipe (scripts/nano-chatqa.sh), from plain English text files.
+
+Writes to OUT:
+  corpus.txt      the text the tokenizer is trained on
+  pretrain.jsonl  short documents: text with facts planted in it, some followed by a question and
+                  its answer (lookup tasks: passkeys, key-value facts, "what does the passage say")
+  extend.jsonl    long documents of the same kinds, for context extension
+  sft.jsonl       ChatQA-format chat samples: a context (short or long, built the NarrativeQA way:
+                  related passages with the answer-bearing one at a random place), a question, the
+                  answer, or the ChatQA refusal when the context does not hold it
+
+Deterministic for a seed; standard library only.
+usage: nano_chatqa_data.py --out DIR [--seed S] [--scale X] TEXT_FILE...
+"""
+import argparse
+import html
+import json
+import os
+import random
+import re
+
+SYSTEM = ("This is a chat between a user and an artificial intelligence assistant. The assistant gives helpful, "
+          "detailed, and polite answers to the user's questions based on the context. The assistant should also "
+          "indicate when the answer cannot be found in the context.")
+INSTRUCTION = "Please give a full and complete answer for the question."
+REFUSAL = "Sorry. I cannot find the answer based on the context."
+
+
+def read_passages(paths):
+    """Paragraph-sized passages of the text files (fortune files split at '%', HTML stripped)."""
+    passages = []
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        if path.endswith(".html"):
+            text = re.sub(r"(?is)<(script|style).*?</\1>", " ", text)
+            text = html.unescape(re.sub(r"(?s)<[^>]+>", " ", text))
+        for block in re.split(r"\n\s*%\s*\n|\n\s*\n", text):
+            block = re.sub(r"[ \t]+", " ", block).strip()
+            if 40 <= len(block) <= 1500 and "<s>" not in block:
+                passages.append(block)
+    return passages
+
+
+class Facts:
+    """Families of (statement, question, answer) with random keys and values."""
+
+    def __init__(self, rng, words):
+        self.rng = rng
+        self.words = words
+        syllables = ["ka", "lo", "mi", "ra", "ten", "bor", "vel", "sa", "dun", "qui", "mar", "zel", "op", "rin", "ta", "gu"]
+        self.names = sorted({(rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables)).capitalize()
+                             for _ in range(3000)})
+        self.adjectives = ["red", "blue", "green", "silver", "golden", "small", "old", "hidden", "northern", "quiet",
+                           "broken", "wooden", "bright", "dark", "secret", "tall"]
+        self.nouns = ["door", "box", "tower", "garden", "ship", "lamp", "bridge", "river", "house", "book", "key",
+                      "road", "well", "clock", "mountain", "window"]
+        self.things = ["colour", "food", "book", "song", "city", "animal", "number", "tool", "game", "flower"]
+
+    def phrase(self, lo, hi):
+        return " ".join(self.rng.choice(self.words) for _ in range(self.rng.randint(lo, hi)))
+
+    def make(self):
+        r = self.rng
+        kind = r.randrange(6)
+        name = r.choice(self.names)
+        if kind == 0:
+            value = self.phrase(4, 11)
+            return (f"The best thing to do in {name} is {value}.", f"What is the best thing to do in {name}?", value)
+        if kind == 1:
+            key = f"{r.choice(self.adjectives)} {r.choice(self.nouns)}"
+            value = f"{r.choice(self.words)}-{r.randint(10, 9999)}"
+            return (f"The secret code of the {key} is {value}.", f"What is the secret code of the {key}?", value)
+        if kind == 2:
+            value = str(r.randint(1000, 9999999))
+            return (f"The special magic number for {name} is {value}.", f"What is the special magic number for {name}?", value)
+        if kind == 3:
+            thing = r.choice(self.things)
+            value = self.phrase(1, 3)
+            return (f"{name}'s favourite {thing} is {value}.", f"What is {name}'s favourite {thing}?", value)
+        if kind == 4:
+            value = str(r.randint(10000, 99999))
+            return (f"The pass key is {value}. Remember it. {value} is the pass key.", "What is the pass key?", value)
+        key = f"{r.choice(self.adjectives)} {r.choice(self.nouns)} of {name}"
+        value = self.phrase(2, 6)
+        return (f"The passage about the {key} says that {value}.", f"What does the passage say about the {key}?", value)
+
+
+def haystack(rng, passages, chars):
+    out, size = [], 0
+    start = rng.randrange(len(passages))
+    while size < chars:  # related passages: a contiguous run, as a story's paragraphs are
+        p = passages[(start + len(out)) % len(passages)]
+        out.append(p)
+        size += len(p) + 2
+    return out
+
+
+def plant(rng, paragraphs, statements):
+    for s in statements:
+        paragraphs.insert(rng.randint(0, len(paragraphs)), s)
+    return "\n\n".join(paragraphs)
+
+
+def lookup_document(rng, facts, passages, chars):
+    """Text with facts planted, then a question about one of them and its answer (or plain text)."""
+    paragraphs = haystack(rng, passages, chars)
+    if rng.random() < 0.25:
+        return "\n\n".join(paragraphs)
+    planted = [facts.make() for _ in range(rng.randint(1, 4))]
+    text = plant(rng, paragraphs, [s for s, _, _ in planted])
+    rng.shuffle(planted)  # every planted fact is asked about, in another order
+    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, a in planted)
+
+
+def sft_sample(rng, facts, passages, chars):
+    paragraphs = haystack(rng, passages, chars)
+    planted = [facts.make() for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.15:  # the asked fact is not in the context
+        asked = facts.make()
+        answer = REFUSAL
+    else:
+        asked = rng.choice(planted)
+        answer = asked[2]
+    context = plant(rng, paragraphs, [s for s, _, _ in planted])
+    return {"messages": [{"role": "system", "content": SYSTEM + "\n\n" + context},
+                         {"role": "user", "content": INSTRUCTION + " " + asked[1]},
+                         {"role": "assistant", "content": answer}]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies every document count")
+    ap.add_argument("--short-chars", type=int, default=1800, help="text per pretraining document")
+    ap.add_argument("--long-chars", type=int, default=15000, help="text per long document")
+    ap.add_argument("texts", nargs="+")
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    passages = read_passages(sorted(a.texts))
+    if len(passages) < 50:
+        raise SystemExit("nano_chatqa_data: too little text (%d passages)" % len(passages))
+    words = sorted({w for p in passages for w in re.findall(r"\b[a-z]{3,10}\b", p)})
+    facts = Facts(rng, words)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "corpus.txt"), "w", encoding="utf-8") as f:
+        f.write("\n\n".join(passages))
+        f.write("\n\n" + "\n".join(facts.make()[0] for _ in range(2000)) + "\n")
+    n = lambda x: max(1, int(x * a.scale))
+    with open(os.path.join(a.out, "pretrain.jsonl"), "w", encoding="utf-8") as f:
+        for _ in range(n(6000)):
+            f.write(json.dumps({"text": lookup_document(rng, facts, passages, rng.randint(200, a.short_chars))}) + "\n")
+    with open(os.path.join(a.out, "extend.jsonl"), "w", encoding="utf-8") as f:
+        for _ in range(n(600)):
+            f.write(json.dumps({"text": lookup_document(rng, facts, passages, rng.randint(a.long_chars // 4, a.long_chars))}) + "\n")
+    with open(os.path.join(a.out, "sft.jsonl"), "w", encoding="utf-8") as f:
+        for _ in range(n(3000)):
+            long = rng.random() < 0.5
+            chars = rng.randint(a.long_chars // 5, a.long_chars - 1500) if long else rng.randint(100, a.short_chars)
+            f.write(json.dumps(sft_sample(rng, facts, passages, chars)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
