@@ -6,7 +6,7 @@ facts planted at random places, then asks about one of them (extractive: correct
 the value) or about a fact it does not hold (correct when the reply says it cannot find the answer).
 Documents of --chars characters; --mode long puts the whole text in the prompt, --mode rag retrieves.
 
-usage: nano_chatqa_eval.py [--model M] [--mode long|rag] [--chars N] [--trials N] [--seed S]
+usage: nano_chatqa_eval.py [--model M] [--mode long|rag] [--chars N] [--trials N] [--seed S] [--ask-args "..."]
 """
 import argparse
 import glob
@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--longqa", default=os.path.join(ROOT, "build/bin/longqa"))
+    ap.add_argument("--ask-args", default="", help="more options for longqa ask, e.g. \"--chunk-tokens 600 --k 4\"")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     passages = read_passages(sorted(glob.glob(os.path.join(ROOT, "data/haystack/*.txt"))))
@@ -52,7 +53,7 @@ def main():
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
                 f.write("\n\n".join(paragraphs))
-            cmd = [a.longqa, "ask", "--doc", doc, "--mode", a.mode, "--json", "-n", "40"]
+            cmd = [a.longqa, "ask", "--doc", doc, "--mode", a.mode, "--json", "-n", "40"] + a.ask_args.split()
             if a.model:
                 cmd += ["--model", a.model]
             r = subprocess.run(cmd + [question], capture_output=True, text=True)

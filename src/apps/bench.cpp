@@ -9,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "apps/data_paths.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
@@ -33,8 +32,7 @@ double peak_rss_mb() {
 
 }  // namespace
 
-void run_bench(BenchOptions o) {
-  if (o.model.empty()) o.model = default_model();
+void run_bench(const BenchOptions& o) {
   if (o.prompt < 0 || o.generate < 0 || o.depth < 0 || o.repetitions < 1) throw Error("bench: counts must not be negative");
   const kernels::WType kv_type = parse_kv_type(o.kv_type);
   const auto model = Model::load(o.model);

@@ -18,6 +18,6 @@ struct BenchOptions {
   bool json = false;
 };
 
-void run_bench(BenchOptions o);  // an empty model path: the bundled default
+void run_bench(const BenchOptions& o);
 
 }  // namespace longqa::apps

@@ -1,7 +1,6 @@
 #include "apps/commands.h"
 
 #include "apps/bench.h"
-#include "apps/data_paths.h"
 #include "apps/index_commands.h"
 #include "apps/model_args.h"
 #include "apps/ask_commands.h"
@@ -219,8 +218,8 @@ int run_cli(int argc, char** argv) {
   info->callback([&] { cmd_info(info_args); });
 
   auto* tokenize = app.add_subcommand("tokenize", "print the token ids of the UTF-8 text on stdin");
-  tokenize->add_option("-m,--model", tokenize_path, "GGUF file, HF model directory or tokenizer.json (default: nano-chatqa)");
-  tokenize->callback([&] { cmd_tokenize(tokenize_path.empty() ? default_model() : tokenize_path); });
+  tokenize->add_option("-m,--model", tokenize_path, "GGUF file, HF model directory or tokenizer.json")->required();
+  tokenize->callback([&] { cmd_tokenize(tokenize_path); });
 
   auto* logits = app.add_subcommand("logits", "print the logits for a sequence of token ids as JSON");
   logits_args.add(logits);
@@ -284,7 +283,7 @@ int run_cli(int argc, char** argv) {
 
   BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "measure prompt processing and generation speed");
-  bench->add_option("-m,--model", bench_options.model, "GGUF file or HF model directory (default: nano-chatqa)");
+  bench->add_option("-m,--model", bench_options.model, "GGUF file or HF model directory")->required();
   bench->add_option("-p,--prompt", bench_options.prompt, "prompt tokens to process")->capture_default_str();
   bench->add_option("-n,--generate", bench_options.generate, "tokens to generate")->capture_default_str();
   bench->add_option("--depth", bench_options.depth, "tokens already in the cache")->capture_default_str();

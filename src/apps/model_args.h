@@ -8,7 +8,6 @@
 
 #include "engine/model.h"
 #include "engine/sampler.h"
-#include "apps/data_paths.h"
 
 namespace longqa::apps {
 
@@ -22,7 +21,7 @@ struct ModelArgs {
   std::optional<int64_t> rope_original_ctx;
 
   void add(CLI::App* cmd) {
-    cmd->add_option("-m,--model", path, "GGUF file or HF model directory (default: the bundled nano-chatqa)");
+    cmd->add_option("-m,--model", path, "GGUF file or HF model directory")->required();
     cmd->add_option("-t,--threads", threads, "worker threads (default: all)");
     cmd->add_option("--rope-theta", rope_theta, "override the RoPE base");
     cmd->add_option("--rope-scaling", rope_scaling, "override RoPE scaling: none, linear, llama3, yarn");
@@ -36,10 +35,8 @@ struct ModelArgs {
     if (rope_scaling) o.rope.scaling = parse_rope_scaling(*rope_scaling, "--rope-scaling");
     o.rope.factor = rope_factor;
     o.rope.original_context = rope_original_ctx;
-    return Model::load(resolved(), o);
+    return Model::load(path, o);
   }
-  // The path given, or the bundled default model.
-  std::string resolved() const { return path.empty() ? default_model() : path; }
 };
 
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed.
