@@ -36,11 +36,11 @@ if [ "$mini" = "--mini" ]; then
   scale=(--scale 0.01 --short-chars 600 --long-chars 2400)
   vocab=400
   model=(--hidden 32 --layers 2 --heads 2 --kv-heads 2 --ffn 64)
-  s1=(--seq-len 256 --batch 2 --steps 4 --warmup 1)
-  s2=(--seq-len 1024 --batch 1 --steps 2 --warmup 1)
-  s3=(--seq-len 1024 --batch 2 --steps 3 --warmup 1)
-  short_sft=(--seq-len 512 --batch 2 --steps 2 --warmup 1)
-  long_len=1024 short_len=256 niah_lengths=384,768
+  s1=(--seq-len 256 --batch 2 --steps 4 --warmup 1 -t 1)
+  s2=(--seq-len 1024 --batch 1 --steps 2 --warmup 1 -t 1)
+  s3=(--seq-len 1024 --batch 2 --steps 3 --warmup 1 -t 1)
+  short_sft=(--seq-len 512 --batch 2 --steps 2 --warmup 1 -t 1)
+  long_len=1024 short_len=256 niah_lengths=384,768 threads=1
 else
   texts=()
   for f in /usr/share/games/fortunes/*; do
@@ -55,7 +55,7 @@ else
   s2=(--seq-len 4096 --batch 1 --steps 100 --warmup 10 --lr 5e-4 --min-lr 1e-4)
   s3=(--seq-len 4096 --batch 2 --steps 150 --warmup 10 --lr 5e-4 --min-lr 5e-5)
   short_sft=(--seq-len 512 --batch 8 --steps 60 --warmup 5 --lr 5e-4 --min-lr 5e-5)
-  long_len=4096 short_len=512 niah_lengths=512,1024,2048,4096
+  long_len=4096 short_len=512 niah_lengths=512,1024,2048,4096 threads=0
 fi
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
@@ -85,6 +85,6 @@ $longqa train --init "$out/stage1.gguf" --data "$out/data/sft.jsonl" --tokenizer
   --out "$out/nano-chatqa-short.gguf" --seed $seed "${short_sft[@]}"
 
 step "needle in a haystack"
-$longqa eval niah --model "$out/nano-chatqa.gguf" --lengths $niah_lengths --out "$out/niah-extended"
-$longqa eval niah --model "$out/nano-chatqa-short.gguf" --lengths $niah_lengths --out "$out/niah-before"
+$longqa eval niah --model "$out/nano-chatqa.gguf" --lengths $niah_lengths -t $threads --out "$out/niah-extended"
+$longqa eval niah --model "$out/nano-chatqa-short.gguf" --lengths $niah_lengths -t $threads --out "$out/niah-before"
 step "done"
