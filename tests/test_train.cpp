@@ -64,9 +64,9 @@ TEST(TrainOps, LinearBackwardMatchesFiniteDifferences) {
   const int64_t n = 5, in = 7, out = 6;
   auto x = random_vector(n * in, 1), w = random_vector(out * in, 2);
   const auto r = random_vector(n * out, 3);
-  std::vector<float> y(n * out), dx(x.size()), dw(w.size());
+  std::vector<float> y(n * out), dx(x.size()), dw(w.size()), scratch;
   auto f = [&] {
-    linear_forward(x.data(), w.data(), y.data(), n, in, out, 2);
+    linear_forward(x.data(), w.data(), y.data(), n, in, out, 2, scratch);
     return project(y, r);
   };
   linear_backward(x.data(), w.data(), r.data(), dx.data(), dw.data(), n, in, out, 2);
@@ -114,9 +114,9 @@ TEST(TrainOps, GroupedCausalAttentionBackwardMatchesFiniteDifferences) {
   auto q = random_vector(rows * s.heads * s.head_dim, 9), k = random_vector(rows * s.kv_heads * s.head_dim, 10),
        v = random_vector(rows * s.kv_heads * s.head_dim, 11);
   const auto r = random_vector(q.size(), 12);
-  std::vector<float> out(q.size()), lse(rows * s.heads), dq(q.size()), dk(k.size()), dv(v.size());
+  std::vector<float> out(q.size()), lse(rows * s.heads), dq(q.size()), dk(k.size()), dv(v.size()), scratch;
   auto f = [&] {
-    attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s, 2);
+    attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s, 2, scratch);
     return project(out, r);
   };
   f();

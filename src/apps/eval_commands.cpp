@@ -18,6 +18,7 @@
 #include "eval/scorers.h"
 #include "eval/text_norm.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace longqa::apps {
 namespace fs = std::filesystem;
@@ -40,14 +41,9 @@ std::vector<T> parse_list(const std::string& text, const char* option) {
   std::vector<T> out;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
-    try {
-      size_t used = 0;
-      const double v = std::stod(item, &used);
-      if (used != item.size()) throw std::invalid_argument(item);
-      out.push_back(static_cast<T>(v));
-    } catch (const std::exception&) {
-      throw Error(std::string(option) + ": '" + item + "' is not a number");
-    }
+    const std::optional<double> v = parse_double(item);
+    if (!v) throw Error(std::string(option) + ": '" + item + "' is not a number");
+    out.push_back(static_cast<T>(*v));
   }
   if (out.empty()) throw Error(std::string(option) + ": empty list");
   return out;

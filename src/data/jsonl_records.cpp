@@ -16,6 +16,11 @@ const json* lookup(const json& j, const std::string& dotted) {
   return it == j.end() ? nullptr : lookup(*it, dotted.substr(dot + 1));
 }
 
+const std::string* string_at(const json& j, const std::string& dotted) {
+  const json* v = lookup(j, dotted);
+  return v && v->is_string() ? v->get_ptr<const std::string*>() : nullptr;
+}
+
 RecordResult parse_object(const std::string& line, json& out) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return {RecordStatus::Empty, ""};
   if (const size_t bad = utf8::first_invalid(line); bad != std::string::npos)
@@ -31,16 +36,16 @@ RecordResult parse_record(const std::string& line, const std::string& text_field
   json j;
   RecordResult r = parse_object(line, j);
   if (r.status != RecordStatus::Ok) return r;
-  const json* t = lookup(j, text_field);
-  if (!t || !t->is_string()) return {RecordStatus::Bad, "no string field '" + text_field + "'"};
+  const std::string* t = string_at(j, text_field);
+  if (!t) return {RecordStatus::Bad, "no string field '" + text_field + "'"};
   if (source_field.empty()) {
     source = "all";
   } else {
-    const json* s = lookup(j, source_field);
-    if (!s || !s->is_string()) return {RecordStatus::Bad, "no string field '" + source_field + "'"};
-    source = s->get<std::string>();
+    const std::string* s = string_at(j, source_field);
+    if (!s) return {RecordStatus::Bad, "no string field '" + source_field + "'"};
+    source = *s;
   }
-  text = t->get<std::string>();
+  text = *t;
   return {text.empty() ? RecordStatus::Empty : RecordStatus::Ok, ""};
 }
 

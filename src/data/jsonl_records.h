@@ -17,6 +17,9 @@ namespace longqa::data {
 // contains dots is found too (it is tried whole first).
 const nlohmann::json* lookup(const nlohmann::json& j, const std::string& dotted);
 
+// The string at a dotted path, or null when it is absent or not a string.
+const std::string* string_at(const nlohmann::json& j, const std::string& dotted);
+
 enum class RecordStatus { Ok, Empty, Bad };
 struct RecordResult {
   RecordStatus status;

@@ -8,12 +8,14 @@
 #include <fstream>
 #include <map>
 
+#include "data/chat_record.h"
 #include "data/jsonl_records.h"
 #include "util/random.h"
 #include "engine/tokenizer.h"
 #include "qa/chat_template.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace longqa::data {
 
@@ -28,15 +30,7 @@ SftFormat parse_sft_format(const std::string& name) {
 
 std::pair<std::string, double> parse_blend(const std::string& text) {
   const size_t colon = text.rfind(':');
-  double ratio = -1;
-  if (colon != std::string::npos && colon > 0) {
-    try {
-      size_t used = 0;
-      ratio = std::stod(text.substr(colon + 1), &used);
-      if (used != text.size() - colon - 1) ratio = -1;
-    } catch (const std::exception&) {
-    }
-  }
+  const double ratio = colon != std::string::npos && colon > 0 ? parse_double(text.substr(colon + 1)).value_or(-1) : -1;
   if (!(ratio > 0 && ratio < 1)) throw Error("--blend: '" + text + "' is not FILE:RATIO with 0 < RATIO < 1");
   return {text.substr(0, colon), ratio};
 }
@@ -55,11 +49,6 @@ std::string cut_story(const std::string& text, const std::string& start, const s
   size_t b = end.empty() ? std::string::npos : text.rfind(end);
   b = (b == std::string::npos || b < a) ? text.size() : b + end.size();
   return text.substr(a, b - a);
-}
-
-const std::string* string_at(const json& j, const std::string& path) {
-  const json* v = lookup(j, path);
-  return v && v->is_string() ? v->get_ptr<const std::string*>() : nullptr;
 }
 
 // Reads NarrativeQA rows and hands out whole stories (consecutive rows of one document id).
@@ -242,50 +231,25 @@ Sample make_long_sample(const Story& st, const Paragraphs& p, size_t q, uint64_t
 
 // A short-SFT record in the output format; empty with a reason if the record is not usable.
 std::string convert_short(const json& rec, SftFormat f, const std::string& source, std::string& reason) {
-  std::string system, context, output;
-  std::vector<qa::Turn> turns;
-  if (const json* m = lookup(rec, "messages"); m && m->is_array()) {
-    for (const json& msg : *m) {
-      const std::string* role = string_at(msg, "role");
-      const std::string* content = string_at(msg, "content");
-      if (!role || !content) {
-        reason = "a message without a string role and content";
-        return {};
-      }
-      if (*role == "system") system = *content;
-      else if (*role == "user" || *role == "assistant") turns.push_back({*role, *content});
-      else {
-        reason = "unknown role '" + *role + "'";
-        return {};
-      }
-    }
-    // ChatQA's training data keeps the target in "answers" after a final user turn.
-    if (const json* answers = lookup(rec, "answers"); !turns.empty() && turns.back().role == "user" && answers &&
-                                                       answers->is_array() && !answers->empty() && (*answers)[0].is_string())
-      turns.push_back({"assistant", (*answers)[0].get<std::string>()});
-    for (const char* key : {"document", "context"})
-      if (const std::string* d = string_at(rec, key)) context = *d;
-  } else if (const std::string *in = string_at(rec, "input"), *out = string_at(rec, "output"); in && out) {
-    if (f == SftFormat::Nemo) return json{{"input", *in}, {"output", *out}, {"source", source}}.dump();
-    turns = {{"user", *in}, {"assistant", *out}};
-  } else {
-    reason = "neither 'messages' nor 'input'/'output'";
-    return {};
-  }
-  if (turns.size() < 2 || turns.back().role != "assistant") {
-    reason = "the conversation does not end with an assistant turn";
-    return {};
-  }
-  if (system.empty()) system = qa::kChatQaSystem;
+  ChatRecord r;
+  reason = parse_chat_record(rec, r);
+  if (!reason.empty()) return {};
   json j;
-  if (f == SftFormat::Nemo) {
-    output = turns.back().content;
-    turns.pop_back();
-    const qa::RenderedPrompt p = qa::render_prompt(qa::Template::ChatQA, "", system, context, turns, "");
-    j = {{"input", p.prefix + p.suffix}, {"output", output}};
+  if (r.prompt_given && f == SftFormat::Nemo) {
+    j = {{"input", r.input}, {"output", r.output}};
+  } else if (r.prompt_given) {
+    j["messages"] = {{{"role", "system"}, {"content", qa::kChatQaSystem}},
+                     {{"role", "user"}, {"content", r.input}},
+                     {{"role", "assistant"}, {"content", r.output}}};
   } else {
-    j["messages"] = json::array({{{"role", "system"}, {"content", context.empty() ? system : system + "\n\n" + context}}});
-    for (const qa::Turn& t : turns) j["messages"].push_back({{"role", t.role}, {"content", t.content}});
+    if (r.system.empty()) r.system = qa::kChatQaSystem;
+    if (f == SftFormat::Nemo) {
+      const auto [prompt, answer] = chatqa_prompt(r);
+      j = {{"input", prompt}, {"output", answer}};
+    } else {
+      j["messages"] = json::array({{{"role", "system"}, {"content", r.context.empty() ? r.system : r.system + "\n\n" + r.context}}});
+      for (const qa::Turn& t : r.turns) j["messages"].push_back({{"role", t.role}, {"content", t.content}});
+    }
   }
   j["source"] = source;
   return j.dump();

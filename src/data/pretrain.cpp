@@ -16,6 +16,7 @@
 #include "util/random.h"
 #include "engine/tokenizer.h"
 #include "util/error.h"
+#include "util/parse.h"
 #include "util/progress.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
@@ -50,15 +51,7 @@ std::map<std::string, double> parse_mix(const std::string& text) {
     const size_t comma = std::min(text.find(',', start), text.size());
     const std::string item = text.substr(start, comma - start);
     const size_t eq = item.rfind('=');
-    double share = -1;
-    if (eq != std::string::npos && eq > 0) {
-      try {
-        size_t used = 0;
-        share = std::stod(item.substr(eq + 1), &used);
-        if (used != item.size() - eq - 1) share = -1;
-      } catch (const std::exception&) {
-      }
-    }
+    const double share = eq != std::string::npos && eq > 0 ? parse_double(item.substr(eq + 1)).value_or(-1) : -1;
     if (!(share > 0) || !std::isfinite(share)) throw Error("--mix: '" + item + "' is not SOURCE=SHARE with a positive share");
     mix[item.substr(0, eq)] = share;
     start = comma + 1;
@@ -77,12 +70,8 @@ uint64_t parse_count(const std::string& text) {
       digits.pop_back();
     }
   }
-  try {
-    size_t used = 0;
-    const double v = std::stod(digits, &used) * scale;
-    if (used == digits.size() && v >= 0 && v < 1.8e19) return static_cast<uint64_t>(std::llround(v));
-  } catch (const std::exception&) {
-  }
+  if (const auto v = parse_double(digits); v && *v * scale >= 0 && *v * scale < 1.8e19)
+    return static_cast<uint64_t>(std::llround(*v * scale));
   throw Error("'" + text + "' is not a count (examples: 131072, 64k, 100m, 10b)");
 }
 
@@ -169,9 +158,14 @@ std::map<std::string, double> measure_mix(const std::vector<std::string>& files,
   return totals;
 }
 
+// Shares are given unnormalised (--mix): their sum normalises them.
+double share_sum(const std::map<std::string, double>& mix) {
+  return std::accumulate(mix.begin(), mix.end(), 0.0, [](double a, const auto& kv) { return a + kv.second; });
+}
+
 // Splits `total` into per-source budgets proportional to the shares, summing exactly to total.
 void set_budgets(RunState& s, uint64_t total) {
-  const double sum = std::accumulate(s.mix.begin(), s.mix.end(), 0.0, [](double a, const auto& kv) { return a + kv.second; });
+  const double sum = share_sum(s.mix);
   uint64_t assigned = 0;
   const std::string* largest = nullptr;
   for (const auto& [source, share] : s.mix) {
@@ -190,7 +184,7 @@ json make_report(const RunState& s, const PretrainOptions& o, const std::string&
     est_total += static_cast<double>(st.characters_read);
     written_total += st.tokens_written;
   }
-  const double mix_sum = std::accumulate(s.mix.begin(), s.mix.end(), 0.0, [](double a, const auto& kv) { return a + kv.second; });
+  const double mix_sum = share_sum(s.mix);
   json sources = json::object();
   std::vector<std::string> short_of_budget;
   for (const auto& [name, st] : s.sources) {

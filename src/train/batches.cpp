@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <numeric>
 
+#include "data/chat_record.h"
 #include "data/jsonl_records.h"
 #include "data/line_reader.h"
 #include "data/megatron_dataset.h"
 #include "engine/tokenizer.h"
-#include "qa/chat_template.h"
 #include "util/error.h"
 #include "util/random.h"
 
@@ -63,10 +63,11 @@ class SftSamples final : public BatchSource {
       json rec;
       data::RecordResult r = data::parse_object(line, rec);
       if (r.status == data::RecordStatus::Empty) continue;
-      std::string prompt, answer;
-      if (r.status == data::RecordStatus::Ok && !render(rec, prompt, answer))
-        r = {data::RecordStatus::Bad, "not an SFT sample (messages ending with an assistant turn, or input/output)"};
+      data::ChatRecord chat;
+      if (r.status == data::RecordStatus::Ok)
+        if (const std::string why = data::parse_chat_record(rec, chat); !why.empty()) r = {data::RecordStatus::Bad, "not an SFT sample: " + why};
       if (r.status == data::RecordStatus::Bad) throw Error(reader.where() + ": " + r.reason);
+      const auto [prompt, answer] = data::chatqa_prompt(chat);
       std::vector<int32_t> tokens;
       if (bos >= 0) tokens.push_back(bos);
       const std::vector<int32_t> p = tk.encode(prompt, /*parse_special=*/false), a = tk.encode(" " + answer, false);
@@ -105,34 +106,6 @@ class SftSamples final : public BatchSource {
   }
 
  private:
-  // The ChatQA prompt up to "Assistant:" and the answer.
-  static bool render(const json& rec, std::string& prompt, std::string& answer) {
-    if (const json* in = data::lookup(rec, "input"); in && in->is_string()) {
-      const json* out = data::lookup(rec, "output");
-      if (!out || !out->is_string()) return false;
-      prompt = in->get<std::string>();
-      answer = out->get<std::string>();
-      return true;
-    }
-    const json* m = data::lookup(rec, "messages");
-    if (!m || !m->is_array() || m->empty()) return false;
-    std::string system;
-    std::vector<qa::Turn> turns;
-    for (const json& msg : *m) {
-      if (!msg.is_object() || !msg.value("role", json()).is_string() || !msg.value("content", json()).is_string()) return false;
-      const std::string role = msg["role"], content = msg["content"];
-      if (role == "system") system = content;
-      else if (role == "user" || role == "assistant") turns.push_back({role, content});
-      else return false;
-    }
-    if (turns.size() < 2 || turns.back().role != "assistant") return false;
-    answer = turns.back().content;
-    turns.pop_back();
-    const qa::RenderedPrompt p = qa::render_prompt(qa::Template::ChatQA, "", system, "", turns, "");
-    prompt = p.prefix + p.suffix;
-    return true;
-  }
-
   std::string path_;
   uint64_t seed_;
   std::vector<int32_t> tokens_;

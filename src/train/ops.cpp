@@ -38,9 +38,10 @@ LONGQA_VECTOR_CLONES float dot(const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads) {
+void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads,
+                    std::vector<float>& wt) {
   // y = x wᵀ as sums of rows of wᵀ (the backward's dx loop): four rows per pass over an output row.
-  std::vector<float> wt(static_cast<size_t>(in * out));
+  if (wt.size() < static_cast<size_t>(in * out)) wt.resize(static_cast<size_t>(in * out));
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < in; ++i)
     for (int64_t o = 0; o < out; ++o) wt[static_cast<size_t>(i * out + o)] = w[o * in + i];
@@ -153,12 +154,13 @@ void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t he
 }
 
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s,
-                       int threads) {
+                       int threads, std::vector<float>& scratch) {
   const int64_t hd = s.head_dim, qs = s.heads * hd, ks = s.kv_heads * hd, group = s.heads / s.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  if (scratch.size() < static_cast<size_t>(threads * s.t)) scratch.resize(static_cast<size_t>(threads * s.t));
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> scores(static_cast<size_t>(s.t));
+    float* scores = scratch.data() + static_cast<int64_t>(omp_get_thread_num()) * s.t;  // this thread's row of scores
 #pragma omp for schedule(dynamic, 4) collapse(2)
     for (int64_t sh = 0; sh < s.seqs * s.heads; ++sh)
       for (int64_t i = 0; i < s.t; ++i) {
@@ -167,14 +169,14 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
         const float* qi = q + row * qs + h * hd;
         float m = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j <= i; ++j) {
-          scores[static_cast<size_t>(j)] = scale * dot(qi, k + (seq * s.t + j) * ks + kvh * hd, hd);
-          m = std::max(m, scores[static_cast<size_t>(j)]);
+          scores[j] = scale * dot(qi, k + (seq * s.t + j) * ks + kvh * hd, hd);
+          m = std::max(m, scores[j]);
         }
         float* o = out + row * qs + h * hd;
         std::fill(o, o + hd, 0.0f);
         double sum = 0;
         for (int64_t j = 0; j <= i; ++j) {
-          const float p = std::exp(scores[static_cast<size_t>(j)] - m);
+          const float p = std::exp(scores[j] - m);
           sum += p;
           axpy(p, v + (seq * s.t + j) * ks + kvh * hd, o, hd);
         }

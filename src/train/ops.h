@@ -5,15 +5,19 @@
 //
 // Attention is memory-efficient in the FlashAttention way: the forward keeps only each row's output
 // and log-sum-exp, and the backward recomputes the probabilities, so memory grows with T, not T².
-// Functions are pure apart from their outputs; each splits its own work across `threads`.
+// Functions are pure apart from their outputs and the `scratch` some take (grown only when too small,
+// so a caller that keeps it allocates nothing after the first step); each splits its work across
+// `threads`.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace longqa::train {
 
 // y[t, o] = sum_i x[t, i] * w[o, i]   (w: [out, in], the engine's weight layout)
-void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads);
+void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads,
+                    std::vector<float>& scratch);
 // dx[t, i] += sum_o dy[t, o] * w[o, i];  dw[o, i] += sum_t dy[t, o] * x[t, i]   (dx may be null)
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, int64_t n, int64_t in, int64_t out,
                      int threads);
@@ -35,7 +39,7 @@ struct AttentionShape {
 // Causal attention with grouped key/value heads: q [seqs*t, heads*hd], k and v [seqs*t, kv_heads*hd],
 // out like q, lse [seqs*t, heads].
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s,
-                       int threads);
+                       int threads, std::vector<float>& scratch);
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
                         float* dq, float* dk, float* dv, const AttentionShape& s, int threads);
 

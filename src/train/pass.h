@@ -34,6 +34,7 @@ class Pass {
   std::vector<float> x_final_, xn_final_, rstd_final_, logits_;
   // Backward scratch.
   std::vector<float> dx_, dx2_, dxn_, dq_, dk_, dv_, datt_, dh_, dgate_, dup_;
+  std::vector<float> scratch_;  // the ops' working space, grown by the first step
   const int32_t* targets_ = nullptr;
   const uint8_t* mask_ = nullptr;
   int64_t counted_ = 0;

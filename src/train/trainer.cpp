@@ -123,7 +123,7 @@ TrainReport run_training(const TrainOptions& o) {
   if (!o.resume) csv << "step,lr,loss,grad_norm,tokens,seconds\n";
 
   Pass pass(c, o.batch, o.seq_len);
-  const int64_t n = o.batch * o.seq_len;
+  const int64_t n = o.batch * o.seq_len, tokens_per_step = o.accumulation * n;
   std::vector<int32_t> inputs(static_cast<size_t>(n)), targets(static_cast<size_t>(n));
   std::vector<uint8_t> mask(static_cast<size_t>(n));
 
@@ -161,7 +161,7 @@ TrainReport run_training(const TrainOptions& o) {
     const double lr = learning_rate(o, step);
     adam.step(model, o, lr, threads);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const int64_t tokens = (step + 1) * o.accumulation * n;
+    const int64_t tokens = (step + 1) * tokens_per_step;
     csv << step + 1 << ',' << lr << ',' << loss << ',' << norm << ',' << tokens << ',' << seconds << '\n';
     csv.flush();
     if (report.steps == 0) report.first_loss = loss;
@@ -171,7 +171,7 @@ TrainReport run_training(const TrainOptions& o) {
     char detail[128];
     const double per_step = seconds / static_cast<double>(report.steps);
     std::snprintf(detail, sizeof detail, "loss %.4f, %.0f tokens/s, ETA %.0f s", loss,
-                  static_cast<double>(report.steps * o.accumulation * n) / std::max(seconds, 1e-9),
+                  static_cast<double>(report.steps * tokens_per_step) / std::max(seconds, 1e-9),
                   per_step * static_cast<double>((o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps) - step - 1));
     progress.update(static_cast<uint64_t>(step + 1), detail);
     const bool stop = step + 1 == o.stop_at;
@@ -181,7 +181,7 @@ TrainReport run_training(const TrainOptions& o) {
     }
     if (stop) break;
   }
-  report.tokens_per_s = static_cast<double>(report.steps * o.accumulation * n) / std::max(report.seconds, 1e-9);
+  report.tokens_per_s = static_cast<double>(report.steps * tokens_per_step) / std::max(report.seconds, 1e-9);
   csv.close();
   plot_training_log(csv_path, o.out + ".svg");
   return report;
