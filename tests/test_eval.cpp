@@ -201,7 +201,27 @@ TEST(Scorers, InfiniteBenchTasks) {
   EXPECT_EQ(one("math_calc", "1 2 3", json::array({json::array({1, 2, 4})})), 2.0 / 3);
   EXPECT_EQ(one("math_calc", "1, 2, 4, 8", json::array({1, 2, 3, 8})), 0.5);
   EXPECT_DOUBLE_EQ(one("longbook_qa_eng", "The cat sat on the mat.", json::array({"a dog", "a cat on a mat"})), 2 * 0.75 / 1.75);
-  EXPECT_THROW(one("longbook_sum_eng", "x", "y"), Error);
+  EXPECT_THROW(one("longbook_sum_eng", "x", json::array()), Error);
+  EXPECT_THROW(one("longbook_qa_chn", "x", json::array({"y"})), Error);
+}
+
+// Expected values computed with rouge_score's tokenize / _summary_level_lcs (the path HF evaluate's
+// rouge takes for rougeLsum, use_stemmer=False) and score_multi in Python; digit for digit.
+TEST(Scorers, InfiniteBenchSummaryRougeLsum) {
+  auto one = [](const std::string& pred, const json& label) { return infinitebench_score_one("longbook_sum_eng", pred, label); };
+  EXPECT_EQ(one("The cat sat on the mat.", "the cat sat on the mat"), 1.0);
+  EXPECT_EQ(one("A quick brown fox.\nIt jumps over the lazy dog!", "The quick brown fox jumps.\nOver the lazy dog, it jumps again."),
+            0.6363636363636365);
+  EXPECT_EQ(one("the the the cat", "the cat the"), 0.5714285714285715);  // each token occurrence is a hit once
+  EXPECT_EQ(one("", "a summary"), 0.0);
+  EXPECT_EQ(one("...!!!", "a summary"), 0.0);
+  // Python's lower(): U+0130 becomes "i" + a combining dot (a separator), the Kelvin sign "k".
+  EXPECT_EQ(one("\u0130stanbul and the \u212aelvin scale", "istanbul kelvin i"), 0.2222222222222222);
+  EXPECT_EQ(one("Elizabeth marries Darcy.\n\n\nJane marries Bingley.\n",
+                json::array({"Jane marries Bingley. Elizabeth marries Darcy.", "Elizabeth and Darcy marry; so do Jane and Bingley."})),
+            1.0);  // several references: the best
+  EXPECT_EQ(one("x y z\r\ny z x\n  \n", "z y x\nx z y"), 0.6666666666666666);  // lines split at \n only
+  EXPECT_EQ(one("Caf\u00e9 na\u00efve r\u00e9sum\u00e9 2024 ch.3", "cafe naive resume 2024 ch 3"), 0.42857142857142855);
   EXPECT_DOUBLE_EQ(infinitebench_score("passkey", {"1", "2", "3"}, {"1", "2", "4"}), 2.0 / 3);
 }
 

@@ -2,8 +2,9 @@
 // task, with Python's semantics for the labels as the prediction rows hold them (a string, a number or
 // a list; the script takes a list's first item for passkey, number_string, code_run and math_find, but
 // not for kv_retrieval). The task score is the
-// plain mean over samples, which the script prints as a fraction. longbook_sum_eng (ROUGE-Lsum from
-// HF evaluate) and longbook_qa_chn are not reproduced yet. Pure functions; thread-safe.
+// plain mean over samples, which the script prints as a fraction. longbook_sum_eng is HF evaluate's
+// ROUGE-Lsum (eval/rouge.h); longbook_qa_chn (Chinese, jieba-free character F1) is not reproduced.
+// Pure functions; thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>

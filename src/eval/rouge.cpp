@@ -1,10 +1,13 @@
 #include "eval/rouge.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "eval/text_norm.h"
+#include "util/utf8.h"
 
 namespace longqa::eval {
 namespace {
@@ -96,6 +99,99 @@ double rouge_l_f(std::string_view prediction, std::string_view reference) {
   }
   const double r_lcs = static_cast<double>(llcs) / m, p_lcs = static_cast<double>(llcs) / n;
   return 2.0 * ((p_lcs * r_lcs) / (p_lcs + r_lcs + 1e-8));
+}
+
+}  // namespace longqa::eval
+
+namespace longqa::eval {
+namespace {
+
+// rouge_score's tokenize without a stemmer: lower(), then the runs of [a-z0-9]. Python's lower() turns
+// only two non-ASCII code points into ASCII letters: U+0130 (into "i" and a combining dot) and the
+// Kelvin sign U+212A (into "k"). Tokens are interned as ids, so the LCS compares integers.
+std::vector<int> rouge_score_tokens(std::string_view text, std::map<std::string, int>& ids) {
+  std::vector<int> out;
+  std::string token;
+  auto flush = [&] {
+    if (token.empty()) return;
+    out.push_back(ids.emplace(token, static_cast<int>(ids.size())).first->second);
+    token.clear();
+  };
+  for (size_t i = 0; i < text.size();) {
+    const char32_t cp = utf8::next(text, i);
+    if ((cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9')) token += static_cast<char>(cp);
+    else if (cp >= 'A' && cp <= 'Z') token += static_cast<char>(cp - 'A' + 'a');
+    else if (cp == 0x130) token += 'i', flush();  // the combining dot that follows ends the token
+    else if (cp == 0x212A) token += 'k';
+    else flush();
+  }
+  flush();
+  return out;
+}
+
+// The non-empty lines of text.split("\n"), tokenized.
+std::vector<std::vector<int>> rouge_score_lines(std::string_view text, std::map<std::string, int>& ids) {
+  std::vector<std::vector<int>> out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) out.push_back(rouge_score_tokens(text.substr(start, end - start), ids));
+    start = end + 1;
+  }
+  return out;
+}
+
+// lcs_ind: the reference positions of the LCS that _backtrack_norec reads out (ties step back in the
+// reference).
+void lcs_positions(const std::vector<int>& ref, const std::vector<int>& can, std::vector<bool>& in_union) {
+  const size_t n = ref.size(), m = can.size();
+  std::vector<int> table((n + 1) * (m + 1), 0);
+  auto at = [&](size_t i, size_t j) -> int& { return table[i * (m + 1) + j]; };
+  for (size_t i = 1; i <= n; ++i)
+    for (size_t j = 1; j <= m; ++j) at(i, j) = ref[i - 1] == can[j - 1] ? at(i - 1, j - 1) + 1 : std::max(at(i - 1, j), at(i, j - 1));
+  for (size_t i = n, j = m; i > 0 && j > 0;) {
+    if (ref[i - 1] == can[j - 1]) {
+      in_union[i - 1] = true;
+      --i, --j;
+    } else if (at(i, j - 1) > at(i - 1, j)) {
+      --j;
+    } else {
+      --i;
+    }
+  }
+}
+
+}  // namespace
+
+double rouge_lsum_f(std::string_view prediction, std::string_view reference) {
+  std::map<std::string, int> ids;
+  const std::vector<std::vector<int>> ref = rouge_score_lines(reference, ids), can = rouge_score_lines(prediction, ids);
+  size_t m = 0, n = 0;
+  std::vector<int> ref_left(ids.size(), 0), can_left(ids.size(), 0);
+  for (const auto& s : ref) {
+    m += s.size();
+    for (int t : s) ++ref_left[static_cast<size_t>(t)];
+  }
+  for (const auto& s : can) {
+    n += s.size();
+    for (int t : s) ++can_left[static_cast<size_t>(t)];
+  }
+  if (m == 0 || n == 0) return 0.0;
+  size_t hits = 0;
+  for (const std::vector<int>& r : ref) {
+    std::vector<bool> in_union(r.size(), false);
+    for (const std::vector<int>& c : can) lcs_positions(r, c, in_union);
+    for (size_t i = 0; i < r.size(); ++i) {
+      const auto t = static_cast<size_t>(r[i]);
+      if (in_union[i] && can_left[t] > 0 && ref_left[t] > 0) {
+        ++hits;
+        --can_left[t];
+        --ref_left[t];
+      }
+    }
+  }
+  const double recall = static_cast<double>(hits) / static_cast<double>(m), precision = static_cast<double>(hits) / static_cast<double>(n);
+  return precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
 }
 
 }  // namespace longqa::eval
