@@ -3,7 +3,8 @@
 
 Writes to OUT:
   corpus.txt      the text the tokenizer is trained on
-  pretrain.jsonl  short documents: text with facts planted in it, some followed by a question and
+  pretrain.jsonl  short documents: runs of words repeated (copying), lists of facts with questions
+                  and answers, and text with facts planted in it, some followed by a question and
                   its answer (lookup tasks: passkeys, key-value facts, "what does the passage say")
   extend.jsonl    long documents of the same kinds, for context extension
   sft.jsonl       ChatQA-format chat samples: a context (short or long, built the NarrativeQA way:
@@ -44,14 +45,16 @@ def read_passages(paths):
 
 
 class Facts:
-    """Families of (statement, question, answer) with random keys and values."""
+    """Families of (statement, question, answer) with random keys and values. Phrase values are runs of
+    words cut from the passages (natural phrases, short words and capitals included, as a needle's)."""
 
-    def __init__(self, rng, words):
+    def __init__(self, rng, passages):
         self.rng = rng
-        self.words = words
+        self.word_runs = [ws for ws in (re.findall(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]|[0-9]+", p) for p in passages) if len(ws) >= 12]
+        self.words = sorted({w.lower() for ws in self.word_runs for w in ws if 3 <= len(w) <= 10 and w.isalpha()})
         syllables = ["ka", "lo", "mi", "ra", "ten", "bor", "vel", "sa", "dun", "qui", "mar", "zel", "op", "rin", "ta", "gu"]
-        self.names = sorted({(rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables)).capitalize()
-                             for _ in range(3000)})
+        word = lambda: (rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables)).capitalize()
+        self.names = sorted({word() if rng.random() < 0.6 else word() + " " + word() for _ in range(4000)})
         self.adjectives = ["red", "blue", "green", "silver", "golden", "small", "old", "hidden", "northern", "quiet",
                            "broken", "wooden", "bright", "dark", "secret", "tall"]
         self.nouns = ["door", "box", "tower", "garden", "ship", "lamp", "bridge", "river", "house", "book", "key",
@@ -59,32 +62,44 @@ class Facts:
         self.things = ["colour", "food", "book", "song", "city", "animal", "number", "tool", "game", "flower"]
 
     def phrase(self, lo, hi):
-        return " ".join(self.rng.choice(self.words) for _ in range(self.rng.randint(lo, hi)))
+        words = self.rng.choice(self.word_runs)
+        n = min(self.rng.randint(lo, hi), len(words))
+        start = self.rng.randrange(len(words) - n + 1)
+        return " ".join(words[start:start + n])
 
     def make(self):
+        """(statement, question, value, answer): the answer restates the statement, so answering is
+        finding the sentence the question points at and copying it (ChatQA's "full and complete
+        answer"); the value is what a reply must contain."""
         r = self.rng
         kind = r.randrange(6)
         name = r.choice(self.names)
         if kind == 0:
             value = self.phrase(4, 11)
-            return (f"The best thing to do in {name} is {value}.", f"What is the best thing to do in {name}?", value)
+            s = f"The best thing to do in {name} is {value}."
+            return (s, f"What is the best thing to do in {name}?", value, s)
         if kind == 1:
             key = f"{r.choice(self.adjectives)} {r.choice(self.nouns)}"
             value = f"{r.choice(self.words)}-{r.randint(10, 9999)}"
-            return (f"The secret code of the {key} is {value}.", f"What is the secret code of the {key}?", value)
+            s = f"The secret code of the {key} is {value}."
+            return (s, f"What is the secret code of the {key}?", value, s)
         if kind == 2:
             value = str(r.randint(1000, 9999999))
-            return (f"The special magic number for {name} is {value}.", f"What is the special magic number for {name}?", value)
+            s = f"The special magic number for {name} is {value}."
+            return (s, f"What is the special magic number for {name}?", value, s)
         if kind == 3:
             thing = r.choice(self.things)
             value = self.phrase(1, 3)
-            return (f"{name}'s favourite {thing} is {value}.", f"What is {name}'s favourite {thing}?", value)
+            s = f"{name}'s favourite {thing} is {value}."
+            return (s, f"What is {name}'s favourite {thing}?", value, s)
         if kind == 4:
             value = str(r.randint(10000, 99999))
-            return (f"The pass key is {value}. Remember it. {value} is the pass key.", "What is the pass key?", value)
+            return (f"The pass key is {value}. Remember it. {value} is the pass key.", "What is the pass key?", value,
+                    f"The pass key is {value}.")
         key = f"{r.choice(self.adjectives)} {r.choice(self.nouns)} of {name}"
         value = self.phrase(2, 6)
-        return (f"The passage about the {key} says that {value}.", f"What does the passage say about the {key}?", value)
+        s = f"The passage about the {key} says that {value}."
+        return (s, f"What does the passage say about the {key}?", value, s)
 
 
 def haystack(rng, passages, chars):
@@ -109,9 +124,27 @@ def lookup_document(rng, facts, passages, chars):
     if rng.random() < 0.25:
         return "\n\n".join(paragraphs)
     planted = [facts.make() for _ in range(rng.randint(1, 4))]
-    text = plant(rng, paragraphs, [s for s, _, _ in planted])
+    text = plant(rng, paragraphs, [f[0] for f in planted])
     rng.shuffle(planted)  # every planted fact is asked about, in another order
-    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, a in planted)
+    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
+
+
+def fact_list_document(rng, facts):
+    """Only facts, one a line, then a question about each and its answer: lookups at their densest."""
+    planted = [facts.make() for _ in range(rng.randint(3, 8))]
+    text = "\n".join(f[0] for f in planted)
+    rng.shuffle(planted)
+    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
+
+
+def copy_document(rng, words):
+    """Runs of random words, each shown two to four times: every repeat rewards copying token by token,
+    the skill (induction) lookups are built on, and the one that forms slowest from text alone."""
+    runs = []
+    for _ in range(rng.randint(3, 8)):
+        run = " ".join(rng.choice(words) for _ in range(rng.randint(6, 20)))
+        runs.append("\n".join([run] * rng.randint(2, 4)))
+    return "\n\n".join(runs)
 
 
 def sft_sample(rng, facts, passages, chars):
@@ -122,8 +155,8 @@ def sft_sample(rng, facts, passages, chars):
         answer = REFUSAL
     else:
         asked = rng.choice(planted)
-        answer = asked[2]
-    context = plant(rng, paragraphs, [s for s, _, _ in planted])
+        answer = asked[3]
+    context = plant(rng, paragraphs, [f[0] for f in planted])
     return {"messages": [{"role": "system", "content": SYSTEM + "\n\n" + context},
                          {"role": "user", "content": INSTRUCTION + " " + asked[1]},
                          {"role": "assistant", "content": answer}]}
@@ -142,16 +175,22 @@ def main():
     passages = read_passages(sorted(a.texts))
     if len(passages) < 50:
         raise SystemExit("nano_chatqa_data: too little text (%d passages)" % len(passages))
-    words = sorted({w for p in passages for w in re.findall(r"\b[a-z]{3,10}\b", p)})
-    facts = Facts(rng, words)
+    facts = Facts(rng, passages)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "corpus.txt"), "w", encoding="utf-8") as f:
         f.write("\n\n".join(passages))
         f.write("\n\n" + "\n".join(facts.make()[0] for _ in range(2000)) + "\n")
     n = lambda x: max(1, int(x * a.scale))
     with open(os.path.join(a.out, "pretrain.jsonl"), "w", encoding="utf-8") as f:
-        for _ in range(n(6000)):
-            f.write(json.dumps({"text": lookup_document(rng, facts, passages, rng.randint(200, a.short_chars))}) + "\n")
+        for _ in range(n(40000)):
+            u = rng.random()
+            if u < 0.4:
+                text = copy_document(rng, facts.words)
+            elif u < 0.7:
+                text = fact_list_document(rng, facts)
+            else:
+                text = lookup_document(rng, facts, passages, rng.randint(200, a.short_chars))
+            f.write(json.dumps({"text": text}) + "\n")
     with open(os.path.join(a.out, "extend.jsonl"), "w", encoding="utf-8") as f:
         for _ in range(n(600)):
             f.write(json.dumps({"text": lookup_document(rng, facts, passages, rng.randint(a.long_chars // 4, a.long_chars))}) + "\n")

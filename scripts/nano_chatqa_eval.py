@@ -35,8 +35,7 @@ def main():
     a = ap.parse_args()
     rng = random.Random(a.seed)
     passages = read_passages(sorted(glob.glob(os.path.join(ROOT, "data/haystack/*.txt"))))
-    words = sorted({w for p in passages for w in p.lower().split() if w.isalpha() and 3 <= len(w) <= 10})
-    facts = Facts(rng, words)
+    facts = Facts(rng, passages)
     correct = {"extractive": [0, 0], "absent": [0, 0]}
     with tempfile.TemporaryDirectory() as tmp:
         for trial in range(a.trials):
@@ -46,10 +45,10 @@ def main():
                 paragraphs.append(passages[(start + len(paragraphs)) % len(passages)])
                 size += len(paragraphs[-1]) + 2
             planted = [facts.make() for _ in range(3)]
-            for statement, _, _ in planted:
-                paragraphs.insert(rng.randint(0, len(paragraphs)), statement)
+            for fact in planted:
+                paragraphs.insert(rng.randint(0, len(paragraphs)), fact[0])
             absent = trial % 5 == 4
-            _, question, answer = facts.make() if absent else rng.choice(planted)
+            _, question, answer, _ = facts.make() if absent else rng.choice(planted)
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
                 f.write("\n\n".join(paragraphs))

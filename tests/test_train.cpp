@@ -108,24 +108,55 @@ TEST(TrainOps, RopeBackwardIsTheInverseRotation) {
   for (int64_t i = 0; i < heads * hd; ++i) EXPECT_EQ(y[i], x[i]);
 }
 
-TEST(TrainOps, GroupedCausalAttentionBackwardMatchesFiniteDifferences) {
-  const AttentionShape s{2, 6, 4, 2, 4};
-  const int64_t rows = s.seqs * s.t;
-  auto q = random_vector(rows * s.heads * s.head_dim, 9), k = random_vector(rows * s.kv_heads * s.head_dim, 10),
-       v = random_vector(rows * s.kv_heads * s.head_dim, 11);
-  const auto r = random_vector(q.size(), 12);
-  std::vector<float> out(q.size()), lse(rows * s.heads), dq(q.size()), dk(k.size()), dv(v.size()), scratch;
-  auto f = [&] {
+// Random q, k, v for an attention shape; forward() returns a random projection of the output, whose
+// gradient check_gradients() compares with finite differences.
+struct AttentionCase {
+  AttentionShape s;
+  std::vector<float> q, k, v, r, out, lse, scratch;
+  AttentionCase(const AttentionShape& shape, uint64_t seed)
+      : s(shape),
+        q(random_vector(s.seqs * s.t * s.heads * s.head_dim, seed)),
+        k(random_vector(s.seqs * s.t * s.kv_heads * s.head_dim, seed + 1)),
+        v(random_vector(k.size(), seed + 2)),
+        r(random_vector(q.size(), seed + 3)),
+        out(q.size()),
+        lse(static_cast<size_t>(s.seqs * s.t * s.heads)) {}
+  double forward() {
     attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s, 2, scratch);
     return project(out, r);
-  };
-  f();
-  attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), r.data(), dq.data(), dk.data(), dv.data(), s, 2);
-  expect_gradient(q, dq, f, "dq");
-  expect_gradient(k, dk, f, "dk");
-  expect_gradient(v, dv, f, "dv");
+  }
+  void check_gradients() {
+    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+    forward();
+    attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), r.data(), dq.data(), dk.data(), dv.data(), s, 2);
+    auto f = [&] { return forward(); };
+    expect_gradient(q, dq, f, "dq");
+    expect_gradient(k, dk, f, "dk");
+    expect_gradient(v, dv, f, "dv");
+    forward();
+  }
+};
+
+TEST(TrainOps, GroupedCausalAttentionBackwardMatchesFiniteDifferences) {
+  AttentionCase a({2, 6, 4, 2, 4}, 9);
+  a.check_gradients();
   // Causality: the first position attends to itself only.
-  for (int64_t d = 0; d < s.head_dim; ++d) EXPECT_NEAR(out[d], v[d], 1e-6);
+  for (int64_t d = 0; d < a.s.head_dim; ++d) EXPECT_NEAR(a.out[d], a.v[d], 1e-6);
+}
+
+TEST(TrainOps, PackedSamplesAttendOnlyWithinThemselves) {
+  // Sequence 0 holds samples at positions [0, 2) and [2, 6); sequence 1 one sample.
+  const std::vector<int32_t> first = {0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0};
+  AttentionCase a({2, 6, 4, 2, 4, first.data()}, 19);
+  a.check_gradients();
+  // Position 2 starts a sample: it sees itself only, as position 0 does.
+  const int64_t q_row = a.s.heads * a.s.head_dim, kv_row = a.s.kv_heads * a.s.head_dim;
+  for (int64_t d = 0; d < a.s.head_dim; ++d) EXPECT_NEAR(a.out[2 * q_row + d], a.v[2 * kv_row + d], 1e-6);
+  // Nothing of the first sample reaches the second: changing it leaves positions 2..5 as they were.
+  const std::vector<float> before(a.out.begin() + 2 * q_row, a.out.begin() + 6 * q_row);
+  for (int64_t i = 0; i < 2 * kv_row; ++i) a.v[i] += 1, a.k[i] -= 1;
+  a.forward();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(a.out[2 * q_row + i], before[i]);
 }
 
 TEST(TrainOps, SwigluAndCrossEntropyBackwardsMatchFiniteDifferences) {
@@ -183,14 +214,14 @@ TEST(TrainModel, WholeModelGradientMatchesFiniteDifferences) {
     std::vector<uint8_t> mask(seqs * t, 1);
     mask[3] = 0;
     Pass pass(c, seqs, t);
-    pass.forward(m, inputs.data(), targets.data(), mask.data(), 1);
+    pass.forward(m, inputs.data(), targets.data(), mask.data(), nullptr, 1);
     std::fill(m.grads().begin(), m.grads().end(), 0.0f);
     pass.backward(m, inputs.data(), 1.0f, 1);
     std::vector<float> params(m.params().begin(), m.params().end());
     const std::vector<float> grads(m.grads().begin(), m.grads().end());
     auto loss = [&] {
       std::copy(params.begin(), params.end(), m.params().begin());
-      return pass.forward(m, inputs.data(), targets.data(), mask.data(), 1);
+      return pass.forward(m, inputs.data(), targets.data(), mask.data(), nullptr, 1);
     };
     expect_gradient(params, grads, loss, tied ? "tied model" : "model", 300, 2e-3f);
   }
@@ -237,7 +268,7 @@ TEST(Trainer, TheEngineComputesTheTrainersLossFromItsCheckpoint) {
   for (auto& x : tokens) x = static_cast<int32_t>(rng.below(c.vocab));
   const std::vector<uint8_t> mask(t, 1);
   Pass pass(c, 1, t);
-  const double trainer_loss = pass.forward(m, tokens.data(), tokens.data() + 1, mask.data(), 1);
+  const double trainer_loss = pass.forward(m, tokens.data(), tokens.data() + 1, mask.data(), nullptr, 1);
 
   const auto model = Model::load(dir.file("m.gguf"));
   EXPECT_EQ(model->config().rope.theta, 5e5);
@@ -322,28 +353,38 @@ TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {
   std::ofstream(dir.file("sft.jsonl")) << jsonl;
 
   const int32_t bos = *tk->find("<|begin_of_text|>"), eos = *tk->find("<|end_of_text|>");
-  const int64_t t = 128;
+  const int64_t t = 256;  // room for two or three samples a row
   const auto rows = open_batches(dir.file("sft.jsonl"), *tk, t, bos, eos, 1);
-  EXPECT_EQ(rows->rows_per_epoch(), words.size());
-  std::vector<int32_t> inputs(t), targets(t);
+  EXPECT_LT(rows->rows_per_epoch(), words.size());  // short samples share rows
+  std::vector<int32_t> inputs(t), targets(t), first_key(t);
   std::vector<uint8_t> mask(t);
-  std::set<std::string> answers;
-  for (uint64_t row = 0; row < words.size(); ++row) {
-    rows->fill(row, t, inputs.data(), targets.data(), mask.data());
-    EXPECT_EQ(inputs[0], bos);
-    std::vector<int32_t> trained;
-    for (int64_t i = 0; i < t; ++i)
-      if (mask[i]) trained.push_back(targets[i]);
-    ASSERT_FALSE(trained.empty());
-    EXPECT_EQ(trained.back(), eos);
-    trained.pop_back();
-    answers.insert(tk->decode(trained));
-    const auto answer_at = static_cast<size_t>(std::find(mask.begin(), mask.end(), 1) - mask.begin());
-    const std::string prompt = tk->decode(std::span(inputs).first(answer_at + 1));  // up to "Assistant:"
-    EXPECT_TRUE(prompt.ends_with("?\n\nAssistant:")) << prompt;
-    EXPECT_TRUE(prompt.starts_with("<|begin_of_text|>System: The code of box")) << prompt;
+  std::multiset<std::string> answers;
+  for (uint64_t row = 0; row < rows->rows_per_epoch(); ++row) {
+    rows->fill(row, t, inputs.data(), targets.data(), mask.data(), first_key.data());
+    for (int64_t begin = 0, end = 0; begin < t; begin = end) {
+      for (end = begin + 1; end < t && first_key[end] == begin; ++end) {}
+      EXPECT_EQ(first_key[begin], begin);
+      if (inputs[begin] != bos) {  // padding: each position its own segment, nothing trained
+        EXPECT_EQ(end, begin + 1);
+        EXPECT_EQ(mask[begin], 0);
+        continue;
+      }
+      std::vector<int32_t> trained;
+      for (int64_t i = begin; i < end; ++i)
+        if (mask[i]) trained.push_back(targets[i]);
+      ASSERT_FALSE(trained.empty());
+      EXPECT_EQ(trained.back(), eos);
+      EXPECT_EQ(targets[end - 1], eos);  // the sample ends with its answer's EOS
+      trained.pop_back();
+      answers.insert(tk->decode(trained));
+      const auto answer_at = static_cast<size_t>(std::find(mask.begin() + begin, mask.begin() + end, 1) - mask.begin());
+      const std::string prompt = tk->decode(std::span(inputs).subspan(static_cast<size_t>(begin), answer_at + 1 - static_cast<size_t>(begin)));
+      EXPECT_TRUE(prompt.ends_with("?\n\nAssistant:")) << prompt;
+      EXPECT_TRUE(prompt.starts_with("<|begin_of_text|>System: The code of box")) << prompt;
+    }
   }
-  EXPECT_EQ(answers, (std::set<std::string>{" tulip", " anchor", " violet", " marble", " copper", " willow"}));
+  // Every sample once per epoch.
+  EXPECT_EQ(answers, (std::multiset<std::string>{" tulip", " anchor", " violet", " marble", " copper", " willow"}));
 
   TrainOptions o;
   o.data = dir.file("sft.jsonl");

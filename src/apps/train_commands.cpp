@@ -43,9 +43,9 @@ std::shared_ptr<TrainCommandState> add_train_commands(CLI::App& app) {
   t->add_flag("--resume", o.resume, "continue the run checkpointed at --out");
   t->callback([s] {
     const train::TrainReport r = train::run_training(s->o);
-    std::printf("trained %lld steps: loss %.4f -> %.4f, %.0f tokens/s, %.1f s; checkpoint %s (log %s.csv)\n",
-                static_cast<long long>(r.steps), r.first_loss, r.last_loss, r.tokens_per_s, r.seconds, s->o.out.c_str(),
-                s->o.out.c_str());
+    std::printf("data: %s\ntrained %lld steps: loss %.4f -> %.4f, %.0f tokens/s, %.1f s; checkpoint %s (log %s.csv)\n",
+                r.data.c_str(), static_cast<long long>(r.steps), r.first_loss, r.last_loss, r.tokens_per_s, r.seconds,
+                s->o.out.c_str(), s->o.out.c_str());
   });
   return s;
 }

@@ -35,11 +35,12 @@ class PackedStream final : public BatchSource {
     if (windows_ == 0) throw Error(prefix + ": " + std::to_string(stream_.tokens()) + " tokens make no window of --seq-len + 1");
     if (windows_ >= (uint64_t{1} << 32)) throw Error(prefix + ": more than 2^32 windows: use a longer --seq-len");
   }
-  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask) const override {
+  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask, int32_t* first_key) const override {
     const uint64_t start = shuffled(index, windows_, seed_) * static_cast<uint64_t>(t);
     stream_.read(start, static_cast<uint64_t>(t), inputs);
     stream_.read(start + 1, static_cast<uint64_t>(t), targets);
     std::fill(mask, mask + t, 1);
+    std::fill(first_key, first_key + t, 0);
   }
   uint64_t rows_per_epoch() const override { return windows_; }
   std::string describe() const override {
@@ -59,6 +60,7 @@ class SftSamples final : public BatchSource {
       : path_(path), seed_(seed) {
     if (eos < 0) throw Error("the model has no EOS token to end SFT answers with");
     data::LineReader reader(path);
+    std::vector<size_t> starts, answer_at;
     for (std::string line; reader.next(line);) {
       json rec;
       data::RecordResult r = data::parse_object(line, rec);
@@ -79,37 +81,65 @@ class SftSamples final : public BatchSource {
         ++too_long_;
         continue;
       }
-      starts_.push_back(tokens_.size());
-      answer_at_.push_back(tokens_.size() + answer_start);
+      starts.push_back(tokens_.size());
+      answer_at.push_back(tokens_.size() + answer_start);
       tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
     }
-    starts_.push_back(tokens_.size());
-    if (answer_at_.empty())
+    starts.push_back(tokens_.size());
+    if (answer_at.empty())
       throw Error(path + ": no sample fits --seq-len + 1 tokens (" + std::to_string(too_long_) + " are longer)");
+    // A sample of n tokens takes n - 1 positions (its last token is only predicted). Rows are filled
+    // in a seeded order of the samples; epochs visit the rows in a new order.
+    std::vector<uint32_t> order(answer_at.size());
+    std::iota(order.begin(), order.end(), 0u);
+    Rng(seed, 0x7061636bULL).shuffle(order);
+    int64_t used = t;
+    for (const uint32_t s : order) {
+      const auto positions = static_cast<int64_t>(starts[s + 1] - starts[s]) - 1;
+      if (used + positions > t) {
+        row_begin_.push_back(samples_.size());
+        used = 0;
+      }
+      samples_.push_back({starts[s], starts[s + 1], answer_at[s]});
+      used += positions;
+    }
+    row_begin_.push_back(samples_.size());
   }
 
-  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask) const override {
-    const uint64_t s = shuffled(index, answer_at_.size(), seed_);
-    const size_t begin = starts_[s], end = starts_[s + 1];
-    for (int64_t i = 0; i < t; ++i) {
-      const size_t at = begin + static_cast<size_t>(i);
-      const bool real = at + 1 < end;
-      inputs[i] = at < end ? tokens_[at] : 0;
-      targets[i] = real ? tokens_[at + 1] : 0;
-      mask[i] = real && at + 1 >= answer_at_[s];  // the answer and its EOS
+  void fill(uint64_t index, int64_t t, int32_t* inputs, int32_t* targets, uint8_t* mask, int32_t* first_key) const override {
+    const uint64_t row = shuffled(index, rows_per_epoch(), seed_);
+    int64_t at = 0;
+    for (size_t s = row_begin_[row]; s < row_begin_[row + 1]; ++s) {
+      const Sample& x = samples_[s];
+      const auto first = static_cast<int32_t>(at);
+      for (size_t k = x.begin; k + 1 < x.end; ++k, ++at) {
+        inputs[at] = tokens_[k];
+        targets[at] = tokens_[k + 1];
+        mask[at] = k + 1 >= x.answer;  // the answer and its EOS
+        first_key[at] = first;
+      }
+    }
+    for (; at < t; ++at) {  // padding sees only itself
+      inputs[at] = targets[at] = 0;
+      mask[at] = 0;
+      first_key[at] = static_cast<int32_t>(at);
     }
   }
-  uint64_t rows_per_epoch() const override { return answer_at_.size(); }
+  uint64_t rows_per_epoch() const override { return row_begin_.size() - 1; }
   std::string describe() const override {
-    return path_ + ": " + std::to_string(answer_at_.size()) + " samples" +
+    return path_ + ": " + std::to_string(samples_.size()) + " samples in " + std::to_string(rows_per_epoch()) + " rows" +
            (too_long_ ? ", " + std::to_string(too_long_) + " longer than --seq-len + 1 left out" : "");
   }
 
  private:
+  struct Sample {
+    size_t begin, end, answer;  // offsets in tokens_
+  };
   std::string path_;
   uint64_t seed_;
   std::vector<int32_t> tokens_;
-  std::vector<size_t> starts_, answer_at_;
+  std::vector<Sample> samples_;   // in packing order
+  std::vector<size_t> row_begin_;  // row r holds samples_[row_begin_[r], row_begin_[r + 1])
   uint64_t too_long_ = 0;
 };
 

@@ -35,6 +35,9 @@ void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t he
 
 struct AttentionShape {
   int64_t seqs, t, heads, kv_heads, head_dim;
+  // Per token (seqs*t), the first position of its sequence it may attend to: samples packed into one
+  // sequence see only themselves. Null: every earlier position.
+  const int32_t* first_key = nullptr;
 };
 // Causal attention with grouped key/value heads: q [seqs*t, heads*hd], k and v [seqs*t, kv_heads*hd],
 // out like q, lse [seqs*t, heads].

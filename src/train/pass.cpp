@@ -36,11 +36,12 @@ Pass::Pass(const TrainConfig& c, int64_t seqs, int64_t t) : c_(c), seqs_(seqs), 
   for (auto* v : {&dh_, &dgate_, &dup_}) v->resize(sz(n * f));
 }
 
-double Pass::forward(const TrainModel& m, const int32_t* inputs, const int32_t* targets, const uint8_t* mask, int threads) {
+double Pass::forward(const TrainModel& m, const int32_t* inputs, const int32_t* targets, const uint8_t* mask, const int32_t* first_key,
+                     int threads) {
   const TrainConfig& c = c_;
   const int64_t d = c.hidden, hd = c.head_dim(), kv = c.kv_heads * hd, f = c.ffn, n = n_;
   const ModelTensors<const float*> w = m.weights();
-  const AttentionShape shape{seqs_, t_, c.heads, c.kv_heads, hd};
+  const AttentionShape shape{seqs_, t_, c.heads, c.kv_heads, hd, first_key};
   const auto eps = static_cast<float>(c.rms_eps);
   float* x = layers_.empty() ? x_final_.data() : layers_[0].x.data();
   for (int64_t i = 0; i < n; ++i) std::copy_n(w.embedding + static_cast<int64_t>(inputs[i]) * d, d, x + i * d);
@@ -68,6 +69,7 @@ double Pass::forward(const TrainModel& m, const int32_t* inputs, const int32_t* 
   linear_forward(xn_final_.data(), w.output, logits_.data(), n, d, c.vocab, threads, scratch_);
   targets_ = targets;
   mask_ = mask;
+  first_key_ = first_key;
   return cross_entropy(logits_.data(), targets, mask, n, c.vocab, nullptr, 1.0f, counted_, threads);
 }
 
@@ -76,7 +78,7 @@ void Pass::backward(TrainModel& m, const int32_t* inputs, float scale, int threa
   const int64_t d = c.hidden, hd = c.head_dim(), kv = c.kv_heads * hd, f = c.ffn, n = n_;
   const ModelTensors<const float*> w = std::as_const(m).weights();
   ModelTensors<float*> g = m.gradients();
-  const AttentionShape shape{seqs_, t_, c.heads, c.kv_heads, hd};
+  const AttentionShape shape{seqs_, t_, c.heads, c.kv_heads, hd, first_key_};
 
   int64_t counted = 0;
   cross_entropy(logits_.data(), targets_, mask_, n, c.vocab, logits_.data(), scale, counted, threads);  // in place

@@ -16,8 +16,9 @@ class Pass {
   Pass(const TrainConfig& c, int64_t seqs, int64_t t);
 
   // The mean cross-entropy of predicting targets[i] at input position i, over positions with mask[i]
-  // set. inputs, targets, mask: seqs * t each.
-  double forward(const TrainModel& m, const int32_t* inputs, const int32_t* targets, const uint8_t* mask, int threads);
+  // set. inputs, targets, mask, first_key: seqs * t each; first_key (may be null) as AttentionShape's.
+  double forward(const TrainModel& m, const int32_t* inputs, const int32_t* targets, const uint8_t* mask, const int32_t* first_key,
+                 int threads);
   // Adds scale * d(loss)/d(parameters) to m.grads(); call after forward() on the same batch.
   void backward(TrainModel& m, const int32_t* inputs, float scale, int threads);
 
@@ -37,6 +38,7 @@ class Pass {
   std::vector<float> scratch_;  // the ops' working space, grown by the first step
   const int32_t* targets_ = nullptr;
   const uint8_t* mask_ = nullptr;
+  const int32_t* first_key_ = nullptr;
   int64_t counted_ = 0;
 };
 

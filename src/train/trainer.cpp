@@ -124,10 +124,11 @@ TrainReport run_training(const TrainOptions& o) {
 
   Pass pass(c, o.batch, o.seq_len);
   const int64_t n = o.batch * o.seq_len, tokens_per_step = o.accumulation * n;
-  std::vector<int32_t> inputs(static_cast<size_t>(n)), targets(static_cast<size_t>(n));
+  std::vector<int32_t> inputs(static_cast<size_t>(n)), targets(static_cast<size_t>(n)), first_key(static_cast<size_t>(n));
   std::vector<uint8_t> mask(static_cast<size_t>(n));
 
   TrainReport report;
+  report.data = rows->describe();
   const auto start = std::chrono::steady_clock::now();
   Progress progress("training", static_cast<uint64_t>(o.steps), /*bytes=*/false);
   const auto scale = static_cast<float>(1.0 / static_cast<double>(o.accumulation));
@@ -139,9 +140,9 @@ TrainReport run_training(const TrainOptions& o) {
       for (int64_t row = 0; row < o.batch; ++row) {
         const auto index = static_cast<uint64_t>((step * o.accumulation + micro) * o.batch + row);
         const size_t at = static_cast<size_t>(row * o.seq_len);
-        rows->fill(index, o.seq_len, &inputs[at], &targets[at], &mask[at]);
+        rows->fill(index, o.seq_len, &inputs[at], &targets[at], &mask[at], &first_key[at]);
       }
-      loss += pass.forward(model, inputs.data(), targets.data(), mask.data(), threads) * scale;
+      loss += pass.forward(model, inputs.data(), targets.data(), mask.data(), first_key.data(), threads) * scale;
       pass.backward(model, inputs.data(), scale, threads);
     }
     // Fixed chunks summed in order: the norm (and so the clipping) is the same bits on every run.

@@ -33,6 +33,7 @@ struct TrainOptions {
 struct TrainReport {
   int64_t steps = 0;
   double first_loss = 0, last_loss = 0, seconds = 0, tokens_per_s = 0;
+  std::string data;  // what the rows came from: tokens and windows, or samples, rows and those left out
 };
 
 TrainReport run_training(const TrainOptions& o);
