@@ -101,9 +101,6 @@ double rouge_l_f(std::string_view prediction, std::string_view reference) {
   return 2.0 * ((p_lcs * r_lcs) / (p_lcs + r_lcs + 1e-8));
 }
 
-}  // namespace longqa::eval
-
-namespace longqa::eval {
 namespace {
 
 // rouge_score's tokenize without a stemmer: lower(), then the runs of [a-z0-9]. Python's lower() turns
