@@ -178,13 +178,11 @@ double infinitebench_score_one(const std::string& task, const std::string& pred,
   }
   if (task == "longbook_sum_eng") {
     // evaluate's rouge takes a list of references as several (score_multi: the best F).
-    if (label.is_string()) return rouge_lsum_f(pred, label.get<std::string>());
-    if (!label.is_array() || label.empty()) throw Error("longbook_sum_eng labels are a summary or a non-empty list of summaries");
+    const json references = label.is_array() ? label : json::array({label});
+    if (references.empty() || !std::all_of(references.begin(), references.end(), [](const json& g) { return g.is_string(); }))
+      throw Error("longbook_sum_eng labels are a summary or a non-empty list of summaries");
     double best = 0;
-    for (const json& g : label) {
-      if (!g.is_string()) throw Error("longbook_sum_eng labels are a summary or a non-empty list of summaries");
-      best = std::max(best, rouge_lsum_f(pred, g.get<std::string>()));
-    }
+    for (const json& g : references) best = std::max(best, rouge_lsum_f(pred, g.get<std::string>()));
     return best;
   }
   if (task == "longbook_qa_chn") throw Error("infinitebench:longbook_qa_chn is scored with Chinese character F1, which longqa does not reproduce");

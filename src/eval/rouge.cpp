@@ -163,16 +163,18 @@ void lcs_positions(const std::vector<int>& ref, const std::vector<int>& can, std
 double rouge_lsum_f(std::string_view prediction, std::string_view reference) {
   std::map<std::string, int> ids;
   const std::vector<std::vector<int>> ref = rouge_score_lines(reference, ids), can = rouge_score_lines(prediction, ids);
-  size_t m = 0, n = 0;
-  std::vector<int> ref_left(ids.size(), 0), can_left(ids.size(), 0);
-  for (const auto& s : ref) {
-    m += s.size();
-    for (int t : s) ++ref_left[static_cast<size_t>(t)];
-  }
-  for (const auto& s : can) {
-    n += s.size();
-    for (int t : s) ++can_left[static_cast<size_t>(t)];
-  }
+  // Occurrences of each token id on one side (collections.Counter), and their total.
+  auto count = [&](const std::vector<std::vector<int>>& lines, std::vector<int>& left) {
+    left.assign(ids.size(), 0);
+    size_t total = 0;
+    for (const auto& s : lines) {
+      total += s.size();
+      for (int t : s) ++left[static_cast<size_t>(t)];
+    }
+    return total;
+  };
+  std::vector<int> ref_left, can_left;
+  const size_t m = count(ref, ref_left), n = count(can, can_left);
   if (m == 0 || n == 0) return 0.0;
   size_t hits = 0;
   for (const std::vector<int>& r : ref) {

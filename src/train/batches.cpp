@@ -60,7 +60,6 @@ class SftSamples final : public BatchSource {
       : path_(path), seed_(seed) {
     if (eos < 0) throw Error("the model has no EOS token to end SFT answers with");
     data::LineReader reader(path);
-    std::vector<size_t> starts, answer_at;
     for (std::string line; reader.next(line);) {
       json rec;
       data::RecordResult r = data::parse_object(line, rec);
@@ -81,26 +80,21 @@ class SftSamples final : public BatchSource {
         ++too_long_;
         continue;
       }
-      starts.push_back(tokens_.size());
-      answer_at.push_back(tokens_.size() + answer_start);
+      samples_.push_back({tokens_.size(), tokens_.size() + tokens.size(), tokens_.size() + answer_start});
       tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
     }
-    starts.push_back(tokens_.size());
-    if (answer_at.empty())
+    if (samples_.empty())
       throw Error(path + ": no sample fits --seq-len + 1 tokens (" + std::to_string(too_long_) + " are longer)");
     // A sample of n tokens takes n - 1 positions (its last token is only predicted). Rows are filled
     // in a seeded order of the samples; epochs visit the rows in a new order.
-    std::vector<uint32_t> order(answer_at.size());
-    std::iota(order.begin(), order.end(), 0u);
-    Rng(seed, 0x7061636bULL).shuffle(order);
-    int64_t used = t;
-    for (const uint32_t s : order) {
-      const auto positions = static_cast<int64_t>(starts[s + 1] - starts[s]) - 1;
-      if (used + positions > t) {
-        row_begin_.push_back(samples_.size());
+    Rng(seed, 0x7061636bULL).shuffle(samples_);
+    int64_t used = 0;
+    for (size_t s = 0; s < samples_.size(); ++s) {
+      const auto positions = static_cast<int64_t>(samples_[s].end - samples_[s].begin) - 1;
+      if (s == 0 || used + positions > t) {
+        row_begin_.push_back(s);
         used = 0;
       }
-      samples_.push_back({starts[s], starts[s + 1], answer_at[s]});
       used += positions;
     }
     row_begin_.push_back(samples_.size());

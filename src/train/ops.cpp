@@ -7,7 +7,6 @@
 #include <limits>
 #include <vector>
 
-
 namespace longqa::train {
 
 // The inner loops below are plain axpy/dot loops; these attributes compile them for AVX-512, AVX2 and
@@ -167,7 +166,7 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
         const int64_t seq = sh / s.heads, h = sh % s.heads, kvh = h / group;
         const int64_t row = seq * s.t + i;
         const float* qi = q + row * qs + h * hd;
-        const int64_t first = s.first_key ? s.first_key[row] : 0;
+        const int64_t first = s.first(row);
         float m = -std::numeric_limits<float>::infinity();
         for (int64_t j = first; j <= i; ++j) {
           scores[j] = scale * dot(qi, k + (seq * s.t + j) * ks + kvh * hd, hd);
@@ -204,7 +203,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         float* dqi = dq + row * qs + h * hd;
         const float delta = dot(doi, out + row * qs + h * hd, hd);
         const float l = lse[row * s.heads + h];
-        for (int64_t j = s.first_key ? s.first_key[row] : 0; j <= i; ++j) {
+        for (int64_t j = s.first(row); j <= i; ++j) {
           const int64_t col = (seq * s.t + j) * ks + kvh * hd;
           const float p = std::exp(scale * dot(qi, k + col, hd) - l);
           axpy(p, doi, dv + col, hd);

@@ -38,6 +38,7 @@ struct AttentionShape {
   // Per token (seqs*t), the first position of its sequence it may attend to: samples packed into one
   // sequence see only themselves. Null: every earlier position.
   const int32_t* first_key = nullptr;
+  int64_t first(int64_t row) const { return first_key ? first_key[row] : 0; }
 };
 // Causal attention with grouped key/value heads: q [seqs*t, heads*hd], k and v [seqs*t, kv_heads*hd],
 // out like q, lse [seqs*t, heads].
