@@ -13,6 +13,7 @@
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "test_util.h"
+#include "train/attention.h"
 #include "train/batches.h"
 #include "train/ops.h"
 #include "train/pass.h"
@@ -74,6 +75,30 @@ TEST(TrainOps, LinearBackwardMatchesFiniteDifferences) {
   expect_gradient(w, dw, f, "dw");
 }
 
+// The tiled products against their definition in doubles, at sizes with partial row and column tiles
+// and a depth (601 tokens, for dw) beyond one slice; dx and dw accumulate into what they hold.
+TEST(TrainOps, LinearProductsMatchTheirDefinition) {
+  const int64_t n = 601, in = 45, out = 70;
+  const auto x = random_vector(n * in, 41), w = random_vector(out * in, 42), dy = random_vector(n * out, 43);
+  std::vector<float> y(n * out, 9.0f), dx(x.size(), 0.5f), dw(w.size(), -0.5f), scratch;
+  linear_forward(x.data(), w.data(), y.data(), n, in, out, 2, scratch);
+  linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), n, in, out, 2);
+  auto sum = [](int64_t len, auto&& term) {
+    double s = 0;
+    for (int64_t i = 0; i < len; ++i) s += term(i);
+    return s;
+  };
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t o = 0; o < out; ++o)
+      ASSERT_NEAR(y[t * out + o], sum(in, [&](int64_t i) { return double{x[t * in + i]} * w[o * in + i]; }), 1e-4) << t << "," << o;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < in; ++i)
+      ASSERT_NEAR(dx[t * in + i], 0.5 + sum(out, [&](int64_t o) { return double{dy[t * out + o]} * w[o * in + i]; }), 1e-4);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i)
+      ASSERT_NEAR(dw[o * in + i], -0.5 + sum(n, [&](int64_t t) { return double{dy[t * out + o]} * x[t * in + i]; }), 1e-3);
+}
+
 TEST(TrainOps, RmsNormBackwardMatchesFiniteDifferences) {
   const int64_t n = 4, d = 9;
   auto x = random_vector(n * d, 4), g = random_vector(d, 5);
@@ -128,7 +153,8 @@ struct AttentionCase {
   void check_gradients() {
     std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
     forward();
-    attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), r.data(), dq.data(), dk.data(), dv.data(), s, 2);
+    attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), r.data(), dq.data(), dk.data(), dv.data(), s, 2,
+                       scratch);
     auto f = [&] { return forward(); };
     expect_gradient(q, dq, f, "dq");
     expect_gradient(k, dk, f, "dk");
@@ -157,6 +183,45 @@ TEST(TrainOps, PackedSamplesAttendOnlyWithinThemselves) {
   for (int64_t i = 0; i < 2 * kv_row; ++i) a.v[i] += 1, a.k[i] -= 1;
   a.forward();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(a.out[2 * q_row + i], before[i]);
+}
+
+// The tiled attention against the per-pair definition (in doubles), over shapes that leave partial key
+// tiles and partial row groups, with grouped heads, several sequences and packed samples; the largest
+// error relative to the largest value of each output.
+TEST(TrainOps, TiledAttentionMatchesTheReference) {
+  for (const int64_t t : {1, 5, 64, 150}) {
+    std::vector<int32_t> first(static_cast<size_t>(2 * t));
+    for (int64_t i = 0; i < t; ++i) {
+      first[static_cast<size_t>(i)] = static_cast<int32_t>(i < t / 3 ? 0 : i < t - 3 ? t / 3 : i);  // two samples, then padding
+      first[static_cast<size_t>(t + i)] = 0;
+    }
+    for (const int32_t* segments : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(first.data())}) {
+      SCOPED_TRACE("t " + std::to_string(t) + (segments ? ", packed" : ""));
+      AttentionCase fast({2, t, 6, 2, 24, segments}, 31);
+      fast.forward();
+      std::vector<float> out(fast.out.size()), lse(fast.lse.size());
+      attention_forward_reference(fast.q.data(), fast.k.data(), fast.v.data(), out.data(), lse.data(), fast.s);
+      auto close = [](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+        float err = 0, peak = 1e-30f;
+        for (size_t i = 0; i < want.size(); ++i) {
+          err = std::max(err, std::abs(got[i] - want[i]));
+          peak = std::max(peak, std::abs(want[i]));
+        }
+        EXPECT_LT(err / peak, 2e-6f) << what;
+      };
+      close(fast.out, out, "out");
+      close(fast.lse, lse, "lse");
+      std::vector<float> dq(fast.q.size(), 0.5f), dk(fast.k.size(), 0.5f), dv(fast.v.size(), 0.5f);  // accumulated into
+      std::vector<float> rq = dq, rk = dk, rv = dv;
+      attention_backward(fast.q.data(), fast.k.data(), fast.v.data(), fast.out.data(), fast.lse.data(), fast.r.data(), dq.data(),
+                         dk.data(), dv.data(), fast.s, 2, fast.scratch);
+      attention_backward_reference(fast.q.data(), fast.k.data(), fast.v.data(), fast.out.data(), fast.lse.data(), fast.r.data(),
+                                   rq.data(), rk.data(), rv.data(), fast.s);
+      close(dq, rq, "dq");
+      close(dk, rk, "dk");
+      close(dv, rv, "dv");
+    }
+  }
 }
 
 TEST(TrainOps, SwigluAndCrossEntropyBackwardsMatchFiniteDifferences) {
@@ -424,13 +489,15 @@ TEST(Recipe, TheNanoChatQaMiniatureRunsEndToEnd) {
   const std::vector<uint8_t> log = test::read_bytes(dir.file("log"));
   ASSERT_EQ(status, 0) << std::string(log.begin(), log.end());
   for (const char* file : {"tokenizer.json", "stage1.gguf", "stage2.gguf", "nano-chatqa.gguf", "nano-chatqa-short.gguf",
-                           "nano-chatqa.gguf.svg", "niah-extended/heatmap.svg", "niah-before/niah.json"})
+                           "nano-chatqa.gguf.svg", "niah-extended/heatmap.svg", "niah-before/niah.json", "report.md"})
     EXPECT_TRUE(std::filesystem::exists(dir.file("run/") + file)) << file;
   // Context extension happened: the RoPE base and the window grew between the stages.
   const auto before = Model::load(dir.file("run/stage1.gguf")), after = Model::load(dir.file("run/nano-chatqa.gguf"));
   EXPECT_EQ(before->config().rope.theta, 10000);
   EXPECT_EQ(after->config().rope.theta, 160000);
   EXPECT_GT(after->config().context_length, 512);
+  const std::vector<uint8_t> report = test::read_bytes(dir.file("run/report.md"));
+  EXPECT_NE(std::string(report.begin(), report.end()).find("| 3. ChatQA SFT | nano-chatqa.gguf | 3 |"), std::string::npos);
 }
 
 }  // namespace

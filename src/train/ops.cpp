@@ -1,98 +1,96 @@
 #include "train/ops.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <cstring>
 #include <vector>
+
+#include "train/vector_clones.h"
 
 namespace longqa::train {
 
-// The inner loops below are plain axpy/dot loops; these attributes compile them for AVX-512, AVX2 and
-// the baseline, and the loader picks the widest the CPU has, so the binary stays portable.
-#define LONGQA_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-
 namespace {
 
-LONGQA_VECTOR_CLONES void axpy(float a, const float* x, float* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+using v16 = float __attribute__((vector_size(64)));  // an AVX-512 register; two AVX2 ones
+inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void add16(float* p, v16 v) {
+  v += load16(p);
+  std::memcpy(p, &v, sizeof v);
 }
 
-// y += a[0] x0 + a[1] x1 + a[2] x2 + a[3] x3: four products per load and store of y.
-LONGQA_VECTOR_CLONES void axpy4(const float* a, const float* x0, const float* x1, const float* x2, const float* x3, float* y,
-                                int64_t n) {
-  const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+constexpr int64_t kTileRows = 4;   // rows of c per tile
+constexpr int64_t kTileCols = 32;  // columns of c per tile: 4 x 32 sums stay in registers over the depth
+
+// c[r][j] += sum_k a[r][k] b[k][j] for r < rows (at most kTileRows), k < depth, j < cols, where a's
+// element (r, k) is at a[r * a_row + k * a_col] (so a may be a transposed view), b is row-major with
+// ldb, c with ldc.
+LONGQA_VECTOR_CLONES void gemm_tile(const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c,
+                                    int64_t ldc, int64_t rows, int64_t depth, int64_t cols) {
+  const float* ar[kTileRows];
+  for (int64_t r = 0; r < kTileRows; ++r) ar[r] = a + std::min(r, rows - 1) * a_row;  // missing rows repeat the last
+  int64_t j = 0;
+  for (; j + kTileCols <= cols; j += kTileCols) {
+    v16 acc[kTileRows][2] = {};
+    for (int64_t k = 0; k < depth; ++k) {
+      const v16 b0 = load16(b + k * ldb + j), b1 = load16(b + k * ldb + j + 16);
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < kTileRows; ++r) {
+        const float av = ar[r][k * a_col];
+        acc[r][0] += av * b0;
+        acc[r][1] += av * b1;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      add16(c + r * ldc + j, acc[r][0]);
+      add16(c + r * ldc + j + 16, acc[r][1]);
+    }
+  }
+  if (j == cols) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < depth; ++k) {
+      const float av = ar[r][k * a_col];
+      const float* bk = b + k * ldb;
+      float* cr = c + r * ldc;
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
+      for (int64_t jj = j; jj < cols; ++jj) cr[jj] += av * bk[jj];
+    }
 }
 
-LONGQA_VECTOR_CLONES float dot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
+// c [m x n] += a [m x depth] b [depth x n], in tiles split across threads; depth is taken in slices so
+// that the slice of b every tile reads stays in L2.
+void gemm(const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
+          int64_t depth, int64_t n, int threads) {
+  constexpr int64_t kSlice = 512;
+#pragma omp parallel num_threads(threads)
+  for (int64_t k0 = 0; k0 < depth; k0 += kSlice) {
+    const int64_t kd = std::min(kSlice, depth - k0);
+#pragma omp for schedule(static)
+    for (int64_t r0 = 0; r0 < m; r0 += kTileRows)
+      gemm_tile(a + r0 * a_row + k0 * a_col, a_row, a_col, b + k0 * ldb, ldb, c + r0 * ldc, ldc, std::min(kTileRows, m - r0), kd,
+                n);
+  }
 }
 
 }  // namespace
 
 void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t in, int64_t out, int threads,
                     std::vector<float>& wt) {
-  // y = x wᵀ as sums of rows of wᵀ (the backward's dx loop): four rows per pass over an output row.
   if (wt.size() < static_cast<size_t>(in * out)) wt.resize(static_cast<size_t>(in * out));
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < in; ++i)
     for (int64_t o = 0; o < out; ++o) wt[static_cast<size_t>(i * out + o)] = w[o * in + i];
-  constexpr int64_t kTokens = 8;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
-    const int64_t t1 = std::min(n, t0 + kTokens);
-    std::fill(y + t0 * out, y + t1 * out, 0.0f);
-    int64_t i = 0;
-    for (; i + 4 <= in; i += 4)
-      for (int64_t t = t0; t < t1; ++t) {
-        const float* wi = wt.data() + i * out;
-        axpy4(x + t * in + i, wi, wi + out, wi + 2 * out, wi + 3 * out, y + t * out, out);
-      }
-    for (; i < in; ++i)
-      for (int64_t t = t0; t < t1; ++t) axpy(x[t * in + i], wt.data() + i * out, y + t * out, out);
-  }
+  std::fill(y, y + n * out, 0.0f);
+  gemm(x, in, 1, wt.data(), out, y, out, n, in, out, threads);  // y = x wᵀ
 }
 
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, int64_t n, int64_t in, int64_t out,
                      int threads) {
-  // Blocks keep a few weight rows (dx) or gradient rows (dw) hot in L1 while tokens stream past, and
-  // four rows are combined per pass over the output row.
-  constexpr int64_t kTokens = 8, kRows = 16;
-  if (dx) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
-      const int64_t t1 = std::min(n, t0 + kTokens);
-      int64_t o = 0;
-      for (; o + 4 <= out; o += 4)
-        for (int64_t t = t0; t < t1; ++t)
-          axpy4(dy + t * out + o, w + o * in, w + (o + 1) * in, w + (o + 2) * in, w + (o + 3) * in, dx + t * in, in);
-      for (; o < out; ++o)
-        for (int64_t t = t0; t < t1; ++t) axpy(dy[t * out + o], w + o * in, dx + t * in, in);
-    }
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    float a[4];
-#pragma omp for schedule(static)
-    for (int64_t o0 = 0; o0 < out; o0 += kRows) {
-      const int64_t o1 = std::min(out, o0 + kRows);
-      int64_t t = 0;
-      for (; t + 4 <= n; t += 4)
-        for (int64_t o = o0; o < o1; ++o) {
-          for (int k = 0; k < 4; ++k) a[k] = dy[(t + k) * out + o];
-          axpy4(a, x + t * in, x + (t + 1) * in, x + (t + 2) * in, x + (t + 3) * in, dw + o * in, in);
-        }
-      for (; t < n; ++t)
-        for (int64_t o = o0; o < o1; ++o) axpy(dy[t * out + o], x + t * in, dw + o * in, in);
-    }
-  }
+  if (dx) gemm(dy, out, 1, w, in, dx, in, n, out, in, threads);  // dx += dy w
+  gemm(dy, 1, out, x, in, dw, in, out, n, in, threads);          // dw += dyᵀ x
 }
 
 void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps) {
@@ -150,69 +148,6 @@ void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head
 }
 void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq) {
   rope(dx, seqs, t, heads, head_dim, inv_freq, -1.0f);
-}
-
-void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s,
-                       int threads, std::vector<float>& scratch) {
-  const int64_t hd = s.head_dim, qs = s.heads * hd, ks = s.kv_heads * hd, group = s.heads / s.kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  if (scratch.size() < static_cast<size_t>(threads * s.t)) scratch.resize(static_cast<size_t>(threads * s.t));
-#pragma omp parallel num_threads(threads)
-  {
-    float* scores = scratch.data() + static_cast<int64_t>(omp_get_thread_num()) * s.t;  // this thread's row of scores
-#pragma omp for schedule(dynamic, 4) collapse(2)
-    for (int64_t sh = 0; sh < s.seqs * s.heads; ++sh)
-      for (int64_t i = 0; i < s.t; ++i) {
-        const int64_t seq = sh / s.heads, h = sh % s.heads, kvh = h / group;
-        const int64_t row = seq * s.t + i;
-        const float* qi = q + row * qs + h * hd;
-        const int64_t first = s.first(row);
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t j = first; j <= i; ++j) {
-          scores[j] = scale * dot(qi, k + (seq * s.t + j) * ks + kvh * hd, hd);
-          m = std::max(m, scores[j]);
-        }
-        float* o = out + row * qs + h * hd;
-        std::fill(o, o + hd, 0.0f);
-        double sum = 0;
-        for (int64_t j = first; j <= i; ++j) {
-          const float p = std::exp(scores[j] - m);
-          sum += p;
-          axpy(p, v + (seq * s.t + j) * ks + kvh * hd, o, hd);
-        }
-        const auto inv = static_cast<float>(1.0 / sum);
-        for (int64_t d = 0; d < hd; ++d) o[d] *= inv;
-        lse[row * s.heads + h] = m + static_cast<float>(std::log(sum));
-      }
-  }
-}
-
-void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                        float* dq, float* dk, float* dv, const AttentionShape& s, int threads) {
-  const int64_t hd = s.head_dim, qs = s.heads * hd, ks = s.kv_heads * hd, group = s.heads / s.kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One task per (sequence, key/value head): the query heads of a group all write into its dk and dv.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t sg = 0; sg < s.seqs * s.kv_heads; ++sg) {
-    const int64_t seq = sg / s.kv_heads, kvh = sg % s.kv_heads;
-    for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-      for (int64_t i = 0; i < s.t; ++i) {
-        const int64_t row = seq * s.t + i;
-        const float* qi = q + row * qs + h * hd;
-        const float* doi = dout + row * qs + h * hd;
-        float* dqi = dq + row * qs + h * hd;
-        const float delta = dot(doi, out + row * qs + h * hd, hd);
-        const float l = lse[row * s.heads + h];
-        for (int64_t j = s.first(row); j <= i; ++j) {
-          const int64_t col = (seq * s.t + j) * ks + kvh * hd;
-          const float p = std::exp(scale * dot(qi, k + col, hd) - l);
-          axpy(p, doi, dv + col, hd);
-          const float ds = p * (dot(doi, v + col, hd) - delta) * scale;
-          axpy(ds, k + col, dqi, hd);
-          axpy(ds, qi, dk + col, hd);
-        }
-      }
-  }
 }
 
 void swiglu_forward(const float* gate, const float* up, float* h, int64_t n) {

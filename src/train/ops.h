@@ -1,10 +1,8 @@
 // The trainer's operations, forward and backward, on row-major f32 buffers: the Llama block the engine
-// runs (RMSNorm, linear maps, RoPE on interleaved pairs as GGUF's llama layout has it, causal GQA
-// attention, SwiGLU) and the masked cross-entropy loss. Backward functions accumulate (+=) into the
-// gradients they are given, so a parameter used twice, or micro-batches, sum naturally.
+// runs (RMSNorm, linear maps, RoPE on interleaved pairs as GGUF's llama layout has it, SwiGLU; the
+// attention is in train/attention.h) and the masked cross-entropy loss. Backward functions accumulate
+// (+=) into the gradients they are given, so a parameter used twice, or micro-batches, sum naturally.
 //
-// Attention is memory-efficient in the FlashAttention way: the forward keeps only each row's output
-// and log-sum-exp, and the backward recomputes the probabilities, so memory grows with T, not T².
 // Functions are pure apart from their outputs and the `scratch` some take (grown only when too small,
 // so a caller that keeps it allocates nothing after the first step); each splits its work across
 // `threads`.
@@ -32,20 +30,6 @@ void rmsnorm_backward(const float* x, const float* g, const float* rstd, const f
 // its sequence. The backward rotates the gradient back (the inverse rotation).
 void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq);
 void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq);
-
-struct AttentionShape {
-  int64_t seqs, t, heads, kv_heads, head_dim;
-  // Per token (seqs*t), the first position of its sequence it may attend to: samples packed into one
-  // sequence see only themselves. Null: every earlier position.
-  const int32_t* first_key = nullptr;
-  int64_t first(int64_t row) const { return first_key ? first_key[row] : 0; }
-};
-// Causal attention with grouped key/value heads: q [seqs*t, heads*hd], k and v [seqs*t, kv_heads*hd],
-// out like q, lse [seqs*t, heads].
-void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s,
-                       int threads, std::vector<float>& scratch);
-void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
-                        float* dq, float* dk, float* dv, const AttentionShape& s, int threads);
 
 // h = silu(gate) * up, elementwise.
 void swiglu_forward(const float* gate, const float* up, float* h, int64_t n);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "train/attention.h"
 #include "train/ops.h"
 
 namespace longqa::train {
@@ -108,7 +109,7 @@ void Pass::backward(TrainModel& m, const int32_t* inputs, float scale, int threa
     zero(dk_);
     zero(dv_);
     attention_backward(L.q.data(), L.k.data(), L.v.data(), L.att.data(), L.lse.data(), datt_.data(), dq_.data(), dk_.data(),
-                       dv_.data(), shape, threads);
+                       dv_.data(), shape, threads, scratch_);
     rope_backward(dq_.data(), seqs_, t_, c.heads, hd, inv_freq_.data());
     rope_backward(dk_.data(), seqs_, t_, c.kv_heads, hd, inv_freq_.data());
     zero(dxn_);
