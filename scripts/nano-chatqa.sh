@@ -52,12 +52,10 @@ else
   vocab=4096
   # Tied embeddings: copying from the context forms far sooner (README, "The nano-ChatQA recipe").
   model=(--hidden 192 --layers 4 --heads 3 --kv-heads 3 --ffn 512 --tied)
-  # Stage 1 is planned for 2,400 steps and stopped at 1,600: copying forms near step 800-1,000 and
-  # lookups near 1,400-1,600 (README); the rest of the hour goes to extension and SFT.
-  s1=(--seq-len 512 --batch 8 --steps 2400 --stop-at 1600 --warmup 50 --lr 2e-3 --min-lr 2e-4)
-  s2=(--seq-len 4096 --batch 1 --steps 60 --warmup 5 --lr 5e-4 --min-lr 1e-4)
-  s3=(--seq-len 4096 --batch 1 --steps 80 --warmup 5 --lr 5e-4 --min-lr 5e-5)
-  short_sft=(--seq-len 512 --batch 8 --steps 60 --warmup 5 --lr 5e-4 --min-lr 5e-5)
+  s1=(--seq-len 512 --batch 8 --steps 2000 --warmup 50 --lr 2e-3 --min-lr 2e-4)
+  s2=(--seq-len 4096 --batch 1 --steps 150 --warmup 5 --lr 5e-4 --min-lr 1e-4)
+  s3=(--seq-len 4096 --batch 1 --steps 200 --warmup 5 --lr 5e-4 --min-lr 5e-5)
+  short_sft=(--seq-len 512 --batch 8 --steps 100 --warmup 5 --lr 5e-4 --min-lr 5e-5)
   long_len=4096 short_len=512 niah_lengths=512,1024,2048,4096 threads=0
 fi
 
@@ -90,4 +88,5 @@ $longqa train --init "$out/stage1.gguf" --data "$out/data/sft.jsonl" --tokenizer
 step "needle in a haystack"
 $longqa eval niah --model "$out/nano-chatqa.gguf" --lengths $niah_lengths -t $threads --out "$out/niah-extended"
 $longqa eval niah --model "$out/nano-chatqa-short.gguf" --lengths $niah_lengths -t $threads --out "$out/niah-before"
-step "done"
+python3 scripts/nano_chatqa_report.py "$out" > "$out/report.md"
+step "done: $out/report.md"

@@ -52,14 +52,26 @@ class Facts:
         self.rng = rng
         self.word_runs = [ws for ws in (re.findall(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]|[0-9]+", p) for p in passages) if len(ws) >= 12]
         self.words = sorted({w.lower() for ws in self.word_runs for w in ws if 3 <= len(w) <= 10 and w.isalpha()})
-        syllables = ["ka", "lo", "mi", "ra", "ten", "bor", "vel", "sa", "dun", "qui", "mar", "zel", "op", "rin", "ta", "gu"]
-        word = lambda: (rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables)).capitalize()
-        self.names = sorted({word() if rng.random() < 0.6 else word() + " " + word() for _ in range(4000)})
+        # Names as varied as real ones, so that a name is copied token by token and never recalled:
+        # capitalised words of the text (most split into several tokens) and invented ones.
+        self.capitalised = sorted({w for ws in self.word_runs for w in ws if 3 <= len(w) <= 12 and w.isalpha() and w[0].isupper()
+                                   and not w.isupper() and w != "Francisco"})  # the needle test's key stays unseen
+        self.syllables = ["ka", "lo", "mi", "ra", "ten", "bor", "vel", "sa", "dun", "qui", "mar", "zel", "op", "rin", "ta",
+                          "gu", "an", "el", "dor", "is", "fen", "wy", "osk", "ul", "bra", "chi", "ne", "pol", "ves", "tro"]
         self.adjectives = ["red", "blue", "green", "silver", "golden", "small", "old", "hidden", "northern", "quiet",
                            "broken", "wooden", "bright", "dark", "secret", "tall"]
         self.nouns = ["door", "box", "tower", "garden", "ship", "lamp", "bridge", "river", "house", "book", "key",
                       "road", "well", "clock", "mountain", "window"]
         self.things = ["colour", "food", "book", "song", "city", "animal", "number", "tool", "game", "flower"]
+
+    def invented(self):
+        return "".join(self.rng.choice(self.syllables) for _ in range(self.rng.randint(2, 4))).capitalize()
+
+    def name(self):
+        """One or two words, real or invented; drawn afresh each time."""
+        r = self.rng
+        word = lambda: r.choice(self.capitalised) if r.random() < 0.6 else self.invented()
+        return word() if r.random() < 0.5 else word() + " " + word()
 
     def phrase(self, lo, hi):
         words = self.rng.choice(self.word_runs)
@@ -72,12 +84,16 @@ class Facts:
         finding the sentence the question points at and copying it (ChatQA's "full and complete
         answer"); the value is what a reply must contain."""
         r = self.rng
-        kind = r.randrange(6)
-        name = r.choice(self.names)
+        kind = r.randrange(7)
+        name = self.name()
         if kind == 0:
-            value = self.phrase(4, 11)
+            value = self.phrase(4, 14)
             s = f"The best thing to do in {name} is {value}."
             return (s, f"What is the best thing to do in {name}?", value, s)
+        if kind == 6:
+            value = self.phrase(4, 14)
+            s = f"The most important thing about {name} is {value}."
+            return (s, f"What is the most important thing about {name}?", value, s)
         if kind == 1:
             key = f"{r.choice(self.adjectives)} {r.choice(self.nouns)}"
             value = f"{r.choice(self.words)}-{r.randint(10, 9999)}"
@@ -113,8 +129,16 @@ def haystack(rng, passages, chars):
 
 
 def plant(rng, paragraphs, statements):
+    """Each statement as a paragraph of its own, or on a line of its own after a sentence of a paragraph
+    (where the needle test puts its needle)."""
     for s in statements:
-        paragraphs.insert(rng.randint(0, len(paragraphs)), s)
+        i = rng.randrange(len(paragraphs) + 1)
+        ends = [m.end() for m in re.finditer(r"[.!?] ", paragraphs[i])] if i < len(paragraphs) and rng.random() < 0.5 else []
+        if ends:
+            at = rng.choice(ends)
+            paragraphs[i] = paragraphs[i][:at - 1] + "\n" + s + "\n" + paragraphs[i][at:]
+        else:
+            paragraphs.insert(i, s)
     return "\n\n".join(paragraphs)
 
 
@@ -137,12 +161,14 @@ def fact_list_document(rng, facts):
     return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
 
 
-def copy_document(rng, words):
-    """Runs of random words, each shown two to four times: every repeat rewards copying token by token,
-    the skill (induction) lookups are built on, and the one that forms slowest from text alone."""
+def copy_document(rng, facts):
+    """Runs of random words (lower-case, capitalised, invented), each shown two to four times: every
+    repeat rewards copying token by token, the skill (induction) lookups are built on, and the one that
+    forms slowest from text alone."""
+    word = lambda u: rng.choice(facts.words) if u < 0.7 else rng.choice(facts.capitalised) if u < 0.9 else facts.invented()
     runs = []
     for _ in range(rng.randint(3, 8)):
-        run = " ".join(rng.choice(words) for _ in range(rng.randint(6, 20)))
+        run = " ".join(word(rng.random()) for _ in range(rng.randint(6, 20)))
         runs.append("\n".join([run] * rng.randint(2, 4)))
     return "\n\n".join(runs)
 
@@ -185,7 +211,7 @@ def main():
         for _ in range(n(40000)):
             u = rng.random()
             if u < 0.4:
-                text = copy_document(rng, facts.words)
+                text = copy_document(rng, facts)
             elif u < 0.7:
                 text = fact_list_document(rng, facts)
             else:
