@@ -32,39 +32,29 @@ inline float exp_approx(float x) {
   return (p * r * r + r + 1.0f) * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
 }
 
-// s[r][j] = a[r] . bt[:, j] for four rows and the n columns of a tile stored transposed (bt[d * stride
-// + j]): the key index runs across SIMD lanes, with no horizontal sums.
-LONGQA_VECTOR_CLONES void tile_dots(const float* const* a, const float* bt, int64_t stride, int64_t hd, int64_t n, float* s) {
-  float *s0 = s, *s1 = s + kKeys, *s2 = s + 2 * kKeys, *s3 = s + 3 * kKeys;
-  std::fill(s, s + kRows * kKeys, 0.0f);
-  for (int64_t d = 0; d < hd; ++d) {
-    const float* b = bt + d * stride;
-    const float x0 = a[0][d], x1 = a[1][d], x2 = a[2][d], x3 = a[3][d];
+// y[r] += c[r] x for four rows: each load of x feeds four products. Inlined into the callers' clones.
+inline void axpy_rows(const float (&c)[kRows], const float* x, float* const* y, int64_t n) {
+  float *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
-      s0[j] += x0 * b[j];
-      s1[j] += x1 * b[j];
-      s2[j] += x2 * b[j];
-      s3[j] += x3 * b[j];
-    }
+  for (int64_t i = 0; i < n; ++i) {
+    y0[i] += c[0] * x[i];
+    y1[i] += c[1] * x[i];
+    y2[i] += c[2] * x[i];
+    y3[i] += c[3] * x[i];
   }
 }
 
-// o[r] += sum_j p[r][j] x[j] for four rows, x[j] at x + j * stride: each row of x is loaded once for
-// all four.
+// s[r][j] = a[r] . bt[:, j] for four rows and the n columns of a tile stored transposed (bt[d * stride
+// + j]): the key index runs across SIMD lanes, with no horizontal sums.
+LONGQA_VECTOR_CLONES void tile_dots(const float* const* a, const float* bt, int64_t stride, int64_t hd, int64_t n, float* s) {
+  float* const rows[kRows] = {s, s + kKeys, s + 2 * kKeys, s + 3 * kKeys};
+  std::fill(s, s + kRows * kKeys, 0.0f);
+  for (int64_t d = 0; d < hd; ++d) axpy_rows({a[0][d], a[1][d], a[2][d], a[3][d]}, bt + d * stride, rows, n);
+}
+
+// o[r] += sum_j p[r][j] x[j] for four rows, x[j] at x + j * stride.
 LONGQA_VECTOR_CLONES void tile_mix(const float* p, const float* x, int64_t stride, int64_t hd, int64_t n, float* const* o) {
-  float *o0 = o[0], *o1 = o[1], *o2 = o[2], *o3 = o[3];
-  for (int64_t j = 0; j < n; ++j) {
-    const float* xj = x + j * stride;
-    const float a0 = p[j], a1 = p[kKeys + j], a2 = p[2 * kKeys + j], a3 = p[3 * kKeys + j];
-#pragma omp simd
-    for (int64_t d = 0; d < hd; ++d) {
-      o0[d] += a0 * xj[d];
-      o1[d] += a1 * xj[d];
-      o2[d] += a2 * xj[d];
-      o3[d] += a3 * xj[d];
-    }
-  }
+  for (int64_t j = 0; j < n; ++j) axpy_rows({p[j], p[kKeys + j], p[2 * kKeys + j], p[3 * kKeys + j]}, x + j * stride, o, hd);
 }
 
 // acc[j] += sum_r p[r][j] y[r] for the n rows of a tile's gradient sums (hd floats each).
