@@ -52,7 +52,7 @@ else
   vocab=4096
   # Tied embeddings: copying from the context forms far sooner (README, "The nano-ChatQA recipe").
   model=(--hidden 192 --layers 4 --heads 3 --kv-heads 3 --ffn 512 --tied)
-  s1=(--seq-len 512 --batch 8 --steps 2000 --warmup 50 --lr 2e-3 --min-lr 2e-4)
+  s1=(--seq-len 512 --batch 8 --steps 2800 --warmup 50 --lr 2e-3 --min-lr 2e-4)
   s2=(--seq-len 4096 --batch 1 --steps 150 --warmup 5 --lr 5e-4 --min-lr 1e-4)
   s3=(--seq-len 4096 --batch 1 --steps 200 --warmup 5 --lr 5e-4 --min-lr 5e-5)
   short_sft=(--seq-len 512 --batch 8 --steps 100 --warmup 5 --lr 5e-4 --min-lr 5e-5)

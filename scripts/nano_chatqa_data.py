@@ -3,7 +3,7 @@
 
 Writes to OUT:
   corpus.txt      the text the tokenizer is trained on
-  pretrain.jsonl  short documents: runs of words repeated (copying), lists of facts with questions
+  pretrain.jsonl  short documents: text shown again (copying), lists of facts with questions
                   and answers, and text with facts planted in it, some followed by a question and
                   its answer (lookup tasks: passkeys, key-value facts, "what does the passage say")
   extend.jsonl    long documents of the same kinds, for context extension
@@ -161,15 +161,27 @@ def fact_list_document(rng, facts):
     return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
 
 
-def copy_document(rng, facts):
-    """Runs of random words (lower-case, capitalised, invented), each shown two to four times: every
-    repeat rewards copying token by token, the skill (induction) lookups are built on, and the one that
-    forms slowest from text alone."""
-    word = lambda u: rng.choice(facts.words) if u < 0.7 else rng.choice(facts.capitalised) if u < 0.9 else facts.invented()
+def copy_document(rng, facts, passages):
+    """Text shown again, for copying token by token (induction), the skill lookups are built on and the
+    one that forms slowest from text alone. Three kinds, a third each: runs of distinct random words
+    (lower-case, capitalised, invented), where the previous token alone says what comes next; stretches
+    of passages, and runs over a pool of a few recurring words, where only the tokens before it do, as
+    after the " a" of a needle in a haystack full of them."""
+    kind = rng.randrange(3)
     runs = []
-    for _ in range(rng.randint(3, 8)):
-        run = " ".join(word(rng.random()) for _ in range(rng.randint(6, 20)))
-        runs.append("\n".join([run] * rng.randint(2, 4)))
+    for _ in range(rng.randint(2, 6)):
+        if kind == 0:
+            word = lambda u: rng.choice(facts.words) if u < 0.7 else rng.choice(facts.capitalised) if u < 0.9 else facts.invented()
+            run = " ".join(word(rng.random()) for _ in range(rng.randint(6, 20)))
+        elif kind == 1:
+            words = rng.choice(passages).split()
+            n = min(len(words), rng.randint(15, 80))
+            start = rng.randrange(len(words) - n + 1)
+            run = " ".join(words[start:start + n])
+        else:
+            pool = [rng.choice(facts.words) for _ in range(rng.randint(4, 10))]
+            run = " ".join(rng.choice(pool) for _ in range(rng.randint(12, 30)))
+        runs.append("\n".join([run] * rng.randint(2, 3)))
     return "\n\n".join(runs)
 
 
@@ -211,7 +223,7 @@ def main():
         for _ in range(n(40000)):
             u = rng.random()
             if u < 0.4:
-                text = copy_document(rng, facts)
+                text = copy_document(rng, facts, passages)
             elif u < 0.7:
                 text = fact_list_document(rng, facts)
             else:
