@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nano_chatqa_data import Facts, read_passages  # noqa: E402
+from nano_chatqa_data import Facts, haystack, read_passages  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,11 +39,7 @@ def main():
     correct = {"extractive": [0, 0], "absent": [0, 0]}
     with tempfile.TemporaryDirectory() as tmp:
         for trial in range(a.trials):
-            start = rng.randrange(len(passages))
-            paragraphs, size = [], 0
-            while size < a.chars:
-                paragraphs.append(passages[(start + len(paragraphs)) % len(passages)])
-                size += len(paragraphs[-1]) + 2
+            paragraphs = haystack(rng, passages, a.chars)
             planted = [facts.make() for _ in range(3)]
             for fact in planted:
                 paragraphs.insert(rng.randint(0, len(paragraphs)), fact[0])

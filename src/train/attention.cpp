@@ -290,7 +290,7 @@ void attention_backward_reference(const float* q, const float* k, const float* v
                                   const float* dout, float* dq, float* dk, float* dv, const AttentionShape& s) {
   const int64_t hd = s.head_dim, qs = s.heads * hd, ks = s.kv_heads * hd, group = s.heads / s.kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  auto dot64 = [&](const float* a, const float* b) {
+  auto dot_hd = [&](const float* a, const float* b) {
     double d = 0;
     for (int64_t c = 0; c < hd; ++c) d += static_cast<double>(a[c]) * b[c];
     return d;
@@ -299,11 +299,11 @@ void attention_backward_reference(const float* q, const float* k, const float* v
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.t; ++i) {
         const int64_t row = seq * s.t + i, at = row * qs + h * hd, kvh = h / group;
-        const double delta = dot64(dout + at, out + at);
+        const double delta = dot_hd(dout + at, out + at);
         for (int64_t j = s.first(row); j <= i; ++j) {
           const int64_t col = (seq * s.t + j) * ks + kvh * hd;
-          const double p = std::exp(scale * dot64(q + at, k + col) - lse[row * s.heads + h]);
-          const double ds = p * (dot64(dout + at, v + col) - delta) * scale;
+          const double p = std::exp(scale * dot_hd(q + at, k + col) - lse[row * s.heads + h]);
+          const double ds = p * (dot_hd(dout + at, v + col) - delta) * scale;
           for (int64_t c = 0; c < hd; ++c) {
             dv[col + c] += static_cast<float>(p * dout[at + c]);
             dq[at + c] += static_cast<float>(ds * k[col + c]);
