@@ -3,9 +3,13 @@
 
 Writes to OUT:
   corpus.txt      the text the tokenizer is trained on
-  pretrain.jsonl  short documents: text shown again (copying), lists of facts with questions
-                  and answers, and text with facts planted in it, some followed by a question and
-                  its answer (lookup tasks: passkeys, key-value facts, "what does the passage say")
+  pretrain-a.jsonl  short documents for the first part of stage 1: runs of distinct words shown
+                  again (copying where the previous token says what follows), lists of facts with
+                  questions and answers, and text with facts planted in it, some followed by a
+                  question and its answer (lookup tasks: passkeys, key-value facts, "what does the
+                  passage say")
+  pretrain-b.jsonl  the second part: passages shown again and runs over a few recurring words
+                  (copying where only the tokens before say what follows), and lookups
   extend.jsonl    long documents of the same kinds, for context extension
   sft.jsonl       ChatQA-format chat samples: a context (short or long, built the NarrativeQA way:
                   related passages with the answer-bearing one at a random place), a question, the
@@ -79,12 +83,20 @@ class Facts:
         start = self.rng.randrange(len(words) - n + 1)
         return " ".join(words[start:start + n])
 
-    def make(self):
-        """(statement, question, value, answer): the answer restates the statement, so answering is
-        finding the sentence the question points at and copying it (ChatQA's "full and complete
+    KINDS = 7
+    PASS_KEY = 4  # the one family whose question names no key
+
+    def make(self, kind=None):
+        """(statement, question, value, answer, kind): the answer restates the statement, so answering
+        is finding the sentence the question points at and copying it (ChatQA's "full and complete
         answer"); the value is what a reply must contain."""
         r = self.rng
-        kind = r.randrange(7)
+        if kind is None:
+            kind = r.randrange(self.KINDS)
+        return self._make(kind) + (kind,)
+
+    def _make(self, kind):
+        r = self.rng
         name = self.name()
         if kind == 0:
             value = self.phrase(4, 14)
@@ -150,7 +162,7 @@ def lookup_document(rng, facts, passages, chars):
     planted = [facts.make() for _ in range(rng.randint(1, 4))]
     text = plant(rng, paragraphs, [f[0] for f in planted])
     rng.shuffle(planted)  # every planted fact is asked about, in another order
-    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
+    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a, _ in planted)
 
 
 def fact_list_document(rng, facts):
@@ -158,22 +170,22 @@ def fact_list_document(rng, facts):
     planted = [facts.make() for _ in range(rng.randint(3, 8))]
     text = "\n".join(f[0] for f in planted)
     rng.shuffle(planted)
-    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a in planted)
+    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a, _ in planted)
 
 
-def copy_document(rng, facts, passages):
+def copy_document(rng, facts, passages, kind):
     """Text shown again, for copying token by token (induction), the skill lookups are built on and the
-    one that forms slowest from text alone. Three kinds, a third each: runs of distinct random words
-    (lower-case, capitalised, invented), where the previous token alone says what comes next; stretches
-    of passages, and runs over a pool of a few recurring words, where only the tokens before it do, as
-    after the " a" of a needle in a haystack full of them."""
-    kind = rng.randrange(3)
+    one that forms slowest from text alone. Kind "words": runs of distinct random words (lower-case,
+    capitalised, invented), where the previous token alone says what comes next; it forms first.
+    "passages": stretches of passages; "pool": runs over a pool of a few recurring words. In those two
+    only the tokens before say what follows, as after the " a" of a needle in a haystack full of them;
+    learnt from scratch they stall, learnt after "words" they form (README, "The nano-ChatQA recipe")."""
     runs = []
-    for _ in range(rng.randint(2, 6)):
-        if kind == 0:
+    for _ in range(rng.randint(2, 6) if kind != "passages" else rng.randint(1, 3)):
+        if kind == "words":
             word = lambda u: rng.choice(facts.words) if u < 0.7 else rng.choice(facts.capitalised) if u < 0.9 else facts.invented()
             run = " ".join(word(rng.random()) for _ in range(rng.randint(6, 20)))
-        elif kind == 1:
+        elif kind == "passages":
             words = rng.choice(passages).split()
             n = min(len(words), rng.randint(15, 80))
             start = rng.randrange(len(words) - n + 1)
@@ -181,15 +193,35 @@ def copy_document(rng, facts, passages):
         else:
             pool = [rng.choice(facts.words) for _ in range(rng.randint(4, 10))]
             run = " ".join(rng.choice(pool) for _ in range(rng.randint(12, 30)))
-        runs.append("\n".join([run] * rng.randint(2, 3)))
+        runs.append(("\n\n" if kind == "passages" else "\n").join([run] * rng.randint(2, 3)))
     return "\n\n".join(runs)
+
+
+def pretrain_document(rng, facts, passages, part, short_chars):
+    """Stage 1a: 40% word runs, 30% fact lists, 30% lookups. Stage 1b: 35% passages, 25% pools, 40% lookups."""
+    u = rng.random()
+    if part == "a":
+        if u < 0.4:
+            return copy_document(rng, facts, passages, "words")
+        if u < 0.7:
+            return fact_list_document(rng, facts)
+    else:
+        if u < 0.35:
+            return copy_document(rng, facts, passages, "passages")
+        if u < 0.6:
+            return copy_document(rng, facts, passages, "pool")
+    return lookup_document(rng, facts, passages, rng.randint(200, short_chars))
 
 
 def sft_sample(rng, facts, passages, chars):
     paragraphs = haystack(rng, passages, chars)
     planted = [facts.make() for _ in range(rng.randint(1, 3))]
-    if rng.random() < 0.15:  # the asked fact is not in the context
-        asked = facts.make()
+    if rng.random() < 0.25:
+        # The asked fact is not in the context; mostly one of a planted fact's family with another name,
+        # so that a reply must check the key, not only find a sentence of the asked shape.
+        same = [f[4] for f in planted if f[4] != Facts.PASS_KEY]  # "the pass key" names no key
+        others = [k for k in range(Facts.KINDS) if k != Facts.PASS_KEY]
+        asked = facts.make(rng.choice(same if same and rng.random() < 0.8 else others))
         answer = REFUSAL
     else:
         asked = rng.choice(planted)
@@ -219,16 +251,10 @@ def main():
         f.write("\n\n".join(passages))
         f.write("\n\n" + "\n".join(facts.make()[0] for _ in range(2000)) + "\n")
     n = lambda x: max(1, int(x * a.scale))
-    with open(os.path.join(a.out, "pretrain.jsonl"), "w", encoding="utf-8") as f:
-        for _ in range(n(40000)):
-            u = rng.random()
-            if u < 0.4:
-                text = copy_document(rng, facts, passages)
-            elif u < 0.7:
-                text = fact_list_document(rng, facts)
-            else:
-                text = lookup_document(rng, facts, passages, rng.randint(200, a.short_chars))
-            f.write(json.dumps({"text": text}) + "\n")
+    for part, count in (("a", 22000), ("b", 18000)):
+        with open(os.path.join(a.out, f"pretrain-{part}.jsonl"), "w", encoding="utf-8") as f:
+            for _ in range(n(count)):
+                f.write(json.dumps({"text": pretrain_document(rng, facts, passages, part, a.short_chars)}) + "\n")
     with open(os.path.join(a.out, "extend.jsonl"), "w", encoding="utf-8") as f:
         for _ in range(n(600)):
             f.write(json.dumps({"text": lookup_document(rng, facts, passages, rng.randint(a.long_chars // 4, a.long_chars))}) + "\n")

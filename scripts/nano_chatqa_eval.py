@@ -44,7 +44,9 @@ def main():
             for fact in planted:
                 paragraphs.insert(rng.randint(0, len(paragraphs)), fact[0])
             absent = trial % 5 == 4
-            _, question, answer, _ = facts.make() if absent else rng.choice(planted)
+            # Never "the pass key" when absent: its question names no key, and one may be planted.
+            asked = facts.make(rng.choice([k for k in range(Facts.KINDS) if k != Facts.PASS_KEY])) if absent else rng.choice(planted)
+            question, answer = asked[1], asked[2]
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
                 f.write("\n\n".join(paragraphs))

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-STAGES = [("1. pretraining", "stage1.gguf"), ("2. context extension", "stage2.gguf"), ("3. ChatQA SFT", "nano-chatqa.gguf"),
+STAGES = [("1a. pretraining: distinct words", "stage1a.gguf"), ("1b. pretraining: passages, recurring words", "stage1.gguf"), ("2. context extension", "stage2.gguf"), ("3. ChatQA SFT", "nano-chatqa.gguf"),
           ("contrast: SFT before extension", "nano-chatqa-short.gguf")]
 
 
@@ -27,6 +27,8 @@ def main():
         with open(os.path.join(out, ckpt + ".csv")) as f:
             rows = list(csv.DictReader(f))
         tokens, seconds = int(rows[-1]["tokens"]), float(rows[-1]["seconds"])
+        # A run continued with --resume starts its clock again: add the time of each part.
+        seconds += sum(float(a["seconds"]) for a, b in zip(rows, rows[1:]) if float(b["seconds"]) < float(a["seconds"]))
         total += seconds
         losses = [float(r["loss"]) for r in rows]
         print(f"| {name} | {ckpt} | {len(rows)} | {tokens:,} | {seconds / 60:.1f} | {tokens / seconds:,.0f} | "

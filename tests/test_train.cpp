@@ -483,12 +483,12 @@ TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {
 
 TEST(Recipe, TheNanoChatQaMiniatureRunsEndToEnd) {
   TempDir dir;
-  const std::string cmd = "bash " + std::string(LONGQA_SOURCE_DIR) + "/scripts/nano-chatqa.sh " + dir.file("run") +
-                          " --mini --longqa " + LONGQA_BIN + " > " + dir.file("log") + " 2>&1";
-  const int status = std::system(cmd.c_str());
+  const std::string recipe =
+      "bash " + std::string(LONGQA_SOURCE_DIR) + "/scripts/nano-chatqa.sh " + dir.file("run") + " --mini --longqa " + LONGQA_BIN;
+  const int status = std::system((recipe + " > " + dir.file("log") + " 2>&1").c_str());
   const std::vector<uint8_t> log = test::read_bytes(dir.file("log"));
   ASSERT_EQ(status, 0) << std::string(log.begin(), log.end());
-  for (const char* file : {"tokenizer.json", "stage1.gguf", "stage2.gguf", "nano-chatqa.gguf", "nano-chatqa-short.gguf",
+  for (const char* file : {"tokenizer.json", "stage1a.gguf", "stage1.gguf", "stage2.gguf", "nano-chatqa.gguf", "nano-chatqa-short.gguf",
                            "nano-chatqa.gguf.svg", "niah-extended/heatmap.svg", "niah-before/niah.json", "report.md"})
     EXPECT_TRUE(std::filesystem::exists(dir.file("run/") + file)) << file;
   // Context extension happened: the RoPE base and the window grew between the stages.
@@ -498,6 +498,21 @@ TEST(Recipe, TheNanoChatQaMiniatureRunsEndToEnd) {
   EXPECT_GT(after->config().context_length, 512);
   const std::vector<uint8_t> report = test::read_bytes(dir.file("run/report.md"));
   EXPECT_NE(std::string(report.begin(), report.end()).find("| 3. ChatQA SFT | nano-chatqa.gguf | 3 |"), std::string::npos);
+
+  // Run again as if stopped during the SFT (its checkpoint kept, not marked done) and before the
+  // contrast: what was done is skipped, the SFT continues from its checkpoint, the contrast is trained.
+  std::filesystem::remove(dir.file("run/nano-chatqa.gguf.done"));
+  for (const char* file : {"nano-chatqa-short.gguf", "nano-chatqa-short.gguf.optim", "nano-chatqa-short.gguf.done"})
+    std::filesystem::remove(dir.file("run/") + file);
+  const int again = std::system((recipe + " > " + dir.file("log2") + " 2>&1").c_str());
+  const std::vector<uint8_t> bytes = test::read_bytes(dir.file("log2"));
+  const std::string log2(bytes.begin(), bytes.end());
+  ASSERT_EQ(again, 0) << log2;
+  for (const std::string line : {"done before: " + dir.file("run/data"), "done before: " + dir.file("run/stage2.gguf"),
+                                 "continuing " + dir.file("run/nano-chatqa.gguf")})
+    EXPECT_NE(log2.find(line), std::string::npos) << line << "\n" << log2;
+  EXPECT_EQ(log2.find("continuing " + dir.file("run/nano-chatqa-short.gguf")), std::string::npos) << log2;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/nano-chatqa-short.gguf.done")));
 }
 
 }  // namespace
