@@ -138,6 +138,31 @@ TEST(Quant, Avx2DotsEqualTheReference) {
   }
 }
 
+TEST(Quant, DecodeProductsEqualTheReference) {
+  // Single tokens and small batches go row by row through dot_fn, in blocks of 16 rows shared among the
+  // threads: 37 rows leave a partial block, the odd byte offset leaves every row unaligned.
+  for (WType t : kQuantTypes) {
+    const int64_t rows = 37, cols = 512;
+    std::vector<uint8_t> w(1);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto row = quantize(t, random_row(cols, 200 + static_cast<uint32_t>(r)));
+      w.insert(w.end(), row.begin(), row.end());
+    }
+    const MatrixView m{t, w.data() + 1, rows, cols};
+    for (int64_t tokens : {1, 3}) {
+      const auto x = random_row(tokens * cols, 11);
+      std::vector<float> ref(static_cast<size_t>(tokens * rows)), fast(ref.size());
+      std::vector<uint8_t> scratch;
+      matmul_reference(m, x.data(), tokens, ref.data());
+      for (int threads : {1, 2}) {
+        matmul(m, x.data(), tokens, fast.data(), threads, scratch);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(fast[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-4) << wtype_name(t) << " tokens " << tokens << " at " << i;
+      }
+    }
+  }
+}
+
 TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
   for (WType t : kQuantTypes) {
     if (!gemm_q_available(t)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: batches use the per-row dot products";

@@ -508,7 +508,7 @@ TEST(Recipe, TheNanoChatQaMiniatureRunsEndToEnd) {
   const std::vector<uint8_t> bytes = test::read_bytes(dir.file("log2"));
   const std::string log2(bytes.begin(), bytes.end());
   ASSERT_EQ(again, 0) << log2;
-  for (const std::string line : {"done before: " + dir.file("run/data"), "done before: " + dir.file("run/stage2.gguf"),
+  for (const std::string& line : {"done before: " + dir.file("run/data"), "done before: " + dir.file("run/stage2.gguf"),
                                  "continuing " + dir.file("run/nano-chatqa.gguf")})
     EXPECT_NE(log2.find(line), std::string::npos) << line << "\n" << log2;
   EXPECT_EQ(log2.find("continuing " + dir.file("run/nano-chatqa-short.gguf")), std::string::npos) << log2;
