@@ -222,6 +222,8 @@ def sft_sample(rng, facts, passages, chars):
         same = [f[4] for f in planted if f[4] != Facts.PASS_KEY]  # "the pass key" names no key
         others = [k for k in range(Facts.KINDS) if k != Facts.PASS_KEY]
         asked = facts.make(rng.choice(same if same and rng.random() < 0.8 else others))
+        while any(f[1] == asked[1] for f in planted):  # a key drawn again (1 in 256 for the codes)
+            asked = facts.make(asked[4])
         answer = REFUSAL
     else:
         asked = rng.choice(planted)

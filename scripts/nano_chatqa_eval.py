@@ -46,6 +46,8 @@ def main():
             absent = trial % 5 == 4
             # Never "the pass key" when absent: its question names no key, and one may be planted.
             asked = facts.make(rng.choice([k for k in range(Facts.KINDS) if k != Facts.PASS_KEY])) if absent else rng.choice(planted)
+            while absent and any(f[1] == asked[1] for f in planted):
+                asked = facts.make(asked[4])
             question, answer = asked[1], asked[2]
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
