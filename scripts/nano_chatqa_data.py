@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+from collections import namedtuple
 
 SYSTEM = ("This is a chat between a user and an artificial intelligence assistant. The assistant gives helpful, "
           "detailed, and polite answers to the user's questions based on the context. The assistant should also "
@@ -46,6 +47,11 @@ def read_passages(paths):
             if 40 <= len(block) <= 1500 and "<s>" not in block:
                 passages.append(block)
     return passages
+
+
+# The answer restates the statement, so answering is finding the sentence the question points at and
+# copying it (ChatQA's "full and complete answer"); the value is what a reply must contain.
+Fact = namedtuple("Fact", "statement question value answer kind")
 
 
 class Facts:
@@ -87,13 +93,22 @@ class Facts:
     PASS_KEY = 4  # the one family whose question names no key
 
     def make(self, kind=None):
-        """(statement, question, value, answer, kind): the answer restates the statement, so answering
-        is finding the sentence the question points at and copying it (ChatQA's "full and complete
-        answer"); the value is what a reply must contain."""
-        r = self.rng
+        """A Fact of the given family (a random one by default)."""
         if kind is None:
-            kind = r.randrange(self.KINDS)
-        return self._make(kind) + (kind,)
+            kind = self.rng.randrange(self.KINDS)
+        return Fact(*self._make(kind), kind)
+
+    def absent(self, planted, same_family=0.0):
+        """A fact whose question none of the planted facts answers: with probability same_family of a
+        planted fact's family (so that a reply must check the key, not only find a sentence of the asked
+        shape), else of any family; never "the pass key", whose question names no key."""
+        same = [f.kind for f in planted if f.kind != self.PASS_KEY] if same_family else []
+        others = [k for k in range(self.KINDS) if k != self.PASS_KEY]
+        kind = self.rng.choice(same if same and self.rng.random() < same_family else others)
+        asked = self.make(kind)
+        while any(f.question == asked.question for f in planted):  # a key drawn again (1 in 256 for the codes)
+            asked = self.make(kind)
+        return asked
 
     def _make(self, kind):
         r = self.rng
@@ -160,17 +175,17 @@ def lookup_document(rng, facts, passages, chars):
     if rng.random() < 0.25:
         return "\n\n".join(paragraphs)
     planted = [facts.make() for _ in range(rng.randint(1, 4))]
-    text = plant(rng, paragraphs, [f[0] for f in planted])
+    text = plant(rng, paragraphs, [f.statement for f in planted])
     rng.shuffle(planted)  # every planted fact is asked about, in another order
-    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a, _ in planted)
+    return text + "".join(f"\n\nQuestion: {f.question}\nAnswer: {f.answer}" for f in planted)
 
 
 def fact_list_document(rng, facts):
     """Only facts, one a line, then a question about each and its answer: lookups at their densest."""
     planted = [facts.make() for _ in range(rng.randint(3, 8))]
-    text = "\n".join(f[0] for f in planted)
+    text = "\n".join(f.statement for f in planted)
     rng.shuffle(planted)
-    return text + "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for _, q, _, a, _ in planted)
+    return text + "".join(f"\n\nQuestion: {f.question}\nAnswer: {f.answer}" for f in planted)
 
 
 def copy_document(rng, facts, passages, kind):
@@ -216,21 +231,15 @@ def pretrain_document(rng, facts, passages, part, short_chars):
 def sft_sample(rng, facts, passages, chars):
     paragraphs = haystack(rng, passages, chars)
     planted = [facts.make() for _ in range(rng.randint(1, 3))]
-    if rng.random() < 0.25:
-        # The asked fact is not in the context; mostly one of a planted fact's family with another name,
-        # so that a reply must check the key, not only find a sentence of the asked shape.
-        same = [f[4] for f in planted if f[4] != Facts.PASS_KEY]  # "the pass key" names no key
-        others = [k for k in range(Facts.KINDS) if k != Facts.PASS_KEY]
-        asked = facts.make(rng.choice(same if same and rng.random() < 0.8 else others))
-        while any(f[1] == asked[1] for f in planted):  # a key drawn again (1 in 256 for the codes)
-            asked = facts.make(asked[4])
+    if rng.random() < 0.25:  # the asked fact is not in the context
+        asked = facts.absent(planted, same_family=0.8)
         answer = REFUSAL
     else:
         asked = rng.choice(planted)
-        answer = asked[3]
-    context = plant(rng, paragraphs, [f[0] for f in planted])
+        answer = asked.answer
+    context = plant(rng, paragraphs, [f.statement for f in planted])
     return {"messages": [{"role": "system", "content": SYSTEM + "\n\n" + context},
-                         {"role": "user", "content": INSTRUCTION + " " + asked[1]},
+                         {"role": "user", "content": INSTRUCTION + " " + asked.question},
                          {"role": "assistant", "content": answer}]}
 
 
@@ -251,7 +260,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "corpus.txt"), "w", encoding="utf-8") as f:
         f.write("\n\n".join(passages))
-        f.write("\n\n" + "\n".join(facts.make()[0] for _ in range(2000)) + "\n")
+        f.write("\n\n" + "\n".join(facts.make().statement for _ in range(2000)) + "\n")
     n = lambda x: max(1, int(x * a.scale))
     for part, count in (("a", 22000), ("b", 18000)):
         with open(os.path.join(a.out, f"pretrain-{part}.jsonl"), "w", encoding="utf-8") as f:

@@ -42,13 +42,10 @@ def main():
             paragraphs = haystack(rng, passages, a.chars)
             planted = [facts.make() for _ in range(3)]
             for fact in planted:
-                paragraphs.insert(rng.randint(0, len(paragraphs)), fact[0])
+                paragraphs.insert(rng.randint(0, len(paragraphs)), fact.statement)
             absent = trial % 5 == 4
-            # Never "the pass key" when absent: its question names no key, and one may be planted.
-            asked = facts.make(rng.choice([k for k in range(Facts.KINDS) if k != Facts.PASS_KEY])) if absent else rng.choice(planted)
-            while absent and any(f[1] == asked[1] for f in planted):
-                asked = facts.make(asked[4])
-            question, answer = asked[1], asked[2]
+            asked = facts.absent(planted) if absent else rng.choice(planted)
+            question, answer = asked.question, asked.value
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
                 f.write("\n\n".join(paragraphs))

@@ -9,7 +9,10 @@ import json
 import os
 import sys
 
-STAGES = [("1a. pretraining: distinct words", "stage1a.gguf"), ("1b. pretraining: passages, recurring words", "stage1.gguf"), ("2. context extension", "stage2.gguf"), ("3. ChatQA SFT", "nano-chatqa.gguf"),
+STAGES = [("1a. pretraining: distinct words", "stage1a.gguf"),
+          ("1b. pretraining: passages, recurring words", "stage1.gguf"),
+          ("2. context extension", "stage2.gguf"),
+          ("3. ChatQA SFT", "nano-chatqa.gguf"),
           ("contrast: SFT before extension", "nano-chatqa-short.gguf")]
 
 
