@@ -136,6 +136,41 @@ TEST(Gguf, RoundTripsEveryValueType) {
   EXPECT_EQ((reinterpret_cast<uintptr_t>(f.find_tensor("h")->data) - reinterpret_cast<uintptr_t>(a->data)) % 64, 0u);
 }
 
+// The bytes under every file reader: mapped, or read into huge-page memory, they are the same; sizes
+// around the 2 MiB page and empty files included.
+TEST(MappedFile, BothResidenciesHoldTheFileBytes) {
+  TempDir dir;
+  std::mt19937 rng(7);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{2} << 20, (size_t{2} << 20) + 12345, size_t{5} << 20}) {
+    SCOPED_TRACE(size);
+    std::vector<uint8_t> bytes(size);
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    const auto path = dir.file("f" + std::to_string(size));
+    test::write_bytes(path, bytes);
+    for (FileResidency r : {FileResidency::Mapped, FileResidency::HugePages}) {
+      const MappedFile f(path, r);
+      ASSERT_EQ(f.size(), size);
+      if (size > 0) {
+        EXPECT_EQ(std::memcmp(f.data(), bytes.data(), size), 0);
+      }
+    }
+  }
+}
+
+TEST(MappedFile, RefusesWhatIsNotARegularFile) {
+  TempDir dir;
+  for (FileResidency r : {FileResidency::Mapped, FileResidency::HugePages}) {
+    for (const auto& [path, needle] : {std::pair{dir.file(""), "not a regular file"}, std::pair{dir.file("missing"), "cannot open"}}) {
+      try {
+        const MappedFile f(path, r);
+        ADD_FAILURE() << path << ": no error";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
 TEST(Gguf, ReadsTheFixtureFile) {
   gguf::File f(test::model_dir("tiny-llama3.f32.gguf"));
   EXPECT_EQ(f.version(), 3u);

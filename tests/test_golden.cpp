@@ -177,6 +177,22 @@ TEST(Session, HalfPrecisionKvCachesStayClose) {
   EXPECT_THROW(Session(*model, {.context = 8, .kv_type = kernels::WType::Q4_K}), Error);
 }
 
+// Weights read into huge-page memory (the default) or mapped: the same bytes, the same logits.
+TEST(Session, MappedWeightsGiveTheSameLogits) {
+  const auto ids = test::read_json(test::data("prompts.json"))["medium"].get<std::vector<int32_t>>();
+  for (const std::string& path : {test::model_dir("tiny-llama3"), test::model_dir("tiny-llama3.f32.gguf")}) {
+    SCOPED_TRACE(path);
+    std::vector<float> logits[2];
+    for (FileResidency r : {FileResidency::Mapped, FileResidency::HugePages}) {
+      const auto model = Model::load(path, {.rope = {}, .weights = r});
+      Session s(*model, {.context = static_cast<int64_t>(ids.size()), .batch = 64, .threads = 2});
+      s.evaluate(ids, &logits[r == FileResidency::HugePages], nullptr);
+    }
+    ASSERT_FALSE(logits[0].empty());
+    EXPECT_EQ(logits[0], logits[1]);
+  }
+}
+
 TEST(Convert, HalfPrecisionFilesStayClose) {
   const auto ids = test::read_json(test::data("prompts.json"))["medium"].get<std::vector<int32_t>>();
   for (const std::string& m : {std::string("tiny-llama3"), std::string("tiny-qwen2")}) {

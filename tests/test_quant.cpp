@@ -125,7 +125,10 @@ TEST(Quant, IntegerDotEqualsTheDotOfDequantizedRows) {
 TEST(Quant, Avx2DotsEqualTheReference) {
   if (!cpu_features().avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference path runs";
   for (WType t : kQuantTypes) {
-    for (int64_t n : {256, 768, 4096}) {
+    // For 32-element blocks also lengths that leave 1, 2 and 3 blocks after the kernels' groups of 8.
+    const auto lengths = wtype_info(t).block == 32 ? std::vector<int64_t>{32, 96, 256, 608, 768, 4096}
+                                                   : std::vector<int64_t>{256, 768, 4096};
+    for (int64_t n : lengths) {
       auto w = quantize(t, random_row(n, 3));
       w.insert(w.begin(), 0);  // rows may start at any byte offset
       const auto x = random_row(n, 4);

@@ -140,6 +140,7 @@ void cmd_serve(AskCommandState& s) {
   o.model = s.model.path;
   o.threads = s.model.threads;
   o.kv_type = parse_kv_type(s.kv_type);
+  o.weights = residency(s.model.mmap);
   if (!s.embed_model.empty()) o.embed_model = s.embed_model;
   if (!s.index.empty()) o.index = s.index;
   if (!s.api_key.empty()) o.api_key = s.api_key;
@@ -169,6 +170,7 @@ std::shared_ptr<AskCommandState> add_ask_commands(CLI::App& app) {
   auto* serve = app.add_subcommand("serve", "an OpenAI-compatible HTTP server");
   serve->add_option("-m,--model", s->model.path, "GGUF file or HF model directory")->required();
   serve->add_option("-t,--threads", s->model.threads, "compute threads in all (default: all)");
+  add_mmap_flag(serve, s->model.mmap);
   serve->add_option("--embed-model", s->embed_model, "embedding model for /v1/embeddings and the index (default: the chat model)");
   serve->add_option("--index", s->index, "the server's index directory (created if new)");
   serve->add_option("--host", s->serve.host, "address to bind")->capture_default_str();

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/model_args.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
@@ -35,7 +36,7 @@ double peak_rss_mb() {
 void run_bench(const BenchOptions& o) {
   if (o.prompt < 0 || o.generate < 0 || o.depth < 0 || o.repetitions < 1) throw Error("bench: counts must not be negative");
   const kernels::WType kv_type = parse_kv_type(o.kv_type);
-  const auto model = Model::load(o.model);
+  const auto model = Model::load(o.model, {.rope = {}, .weights = residency(o.mmap)});
   const ModelConfig& c = model->config();
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t ctx = o.depth + std::max(o.prompt, o.generate) + 1;

@@ -16,6 +16,7 @@ struct BenchOptions {
   int repetitions = 3;
   std::string kv_type = "f32";
   bool json = false;
+  bool mmap = false;  // weights mapped instead of read into huge pages
 };
 
 void run_bench(const BenchOptions& o);

@@ -291,6 +291,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("-r,--repetitions", bench_options.repetitions, "runs per figure (the median is shown)")->capture_default_str();
   bench->add_option("--kv-type", bench_options.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "print one JSON object");
+  add_mmap_flag(bench, bench_options.mmap);
   bench->callback([&] { run_bench(bench_options); });
 
   const auto index_state = add_index_commands(app);

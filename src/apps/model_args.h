@@ -11,7 +11,13 @@
 
 namespace longqa::apps {
 
-// -m/--model, -t/--threads and the RoPE overrides.
+// --mmap: where the weights live (see MappedFile).
+inline void add_mmap_flag(CLI::App* cmd, bool& mmap) {
+  cmd->add_flag("--mmap", mmap, "map the weights from the page cache (instant start, shared between processes) instead of reading them into huge-page memory (faster decode)");
+}
+inline FileResidency residency(bool mmap) { return mmap ? FileResidency::Mapped : FileResidency::HugePages; }
+
+// -m/--model, -t/--threads, the RoPE overrides and --mmap.
 struct ModelArgs {
   std::string path;
   int threads = 0;
@@ -19,6 +25,7 @@ struct ModelArgs {
   std::optional<std::string> rope_scaling;
   std::optional<double> rope_factor;
   std::optional<int64_t> rope_original_ctx;
+  bool mmap = false;
 
   void add(CLI::App* cmd) {
     cmd->add_option("-m,--model", path, "GGUF file or HF model directory")->required();
@@ -27,6 +34,7 @@ struct ModelArgs {
     cmd->add_option("--rope-scaling", rope_scaling, "override RoPE scaling: none, linear, llama3, yarn");
     cmd->add_option("--rope-factor", rope_factor, "override the RoPE scaling factor");
     cmd->add_option("--rope-original-ctx", rope_original_ctx, "override the pre-scaling context length");
+    add_mmap_flag(cmd, mmap);
   }
 
   std::unique_ptr<Model> load() const {
@@ -35,6 +43,7 @@ struct ModelArgs {
     if (rope_scaling) o.rope.scaling = parse_rope_scaling(*rope_scaling, "--rope-scaling");
     o.rope.factor = rope_factor;
     o.rope.original_context = rope_original_ctx;
+    o.weights = residency(mmap);
     return Model::load(path, o);
   }
 };

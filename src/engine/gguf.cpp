@@ -210,7 +210,7 @@ std::string Value::to_display(size_t max_items) const {
   return os.str();
 }
 
-File::File(const std::string& path) : map_(path) {
+File::File(const std::string& path, FileResidency residency) : map_(path, residency) {
   Cursor c(path, map_.data(), map_.size());
   if (map_.size() < 4 || c.read<uint32_t>("magic") != kMagic) throw Error(path + ": not a GGUF file (bad magic)");
   version_ = c.read<uint32_t>("version");

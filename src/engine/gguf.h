@@ -1,7 +1,8 @@
-// GGUF v2/v3 files: the metadata and tensor table of a memory-mapped file, validated on open.
+// GGUF v2/v3 files: the metadata and tensor table of a file, validated on open.
 // Every length, count, type and offset is checked against the file before it is used, so a malformed
-// or hostile file ends in one longqa::Error naming the file and the fault. Tensor data stays in the
-// mapping (no copies); a File is immutable after construction and safe to read from many threads.
+// or hostile file ends in one longqa::Error naming the file and the fault. Tensor data stays where
+// the MappedFile holds it (mapped by default, or read into huge pages for a model's weights); a File
+// is immutable after construction and safe to read from many threads.
 #pragma once
 
 #include <cstdint>
@@ -86,7 +87,7 @@ struct TensorInfo {
 
 class File {
  public:
-  explicit File(const std::string& path);
+  explicit File(const std::string& path, FileResidency residency = FileResidency::Mapped);
 
   const std::string& path() const { return map_.path(); }
   uint32_t version() const { return version_; }

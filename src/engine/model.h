@@ -1,6 +1,7 @@
-// Model — a loaded transformer: configuration, tokenizer and weight views into the memory-mapped
-// model file(s), which the Model owns. Loaded from a GGUF file or an HF directory; every tensor is
-// checked for presence, type and shape at load. Immutable after load: share one Model between threads.
+// Model — a loaded transformer: configuration, tokenizer and weight views into the model file(s),
+// which the Model owns (read into huge-page memory, or mapped: LoadOptions::weights). Loaded from a
+// GGUF file or an HF directory; every tensor is checked for presence, type and shape at load.
+// Immutable after load: share one Model between threads.
 #pragma once
 
 #include <memory>
@@ -11,6 +12,7 @@
 #include "engine/rope.h"
 #include "engine/tokenizer.h"
 #include "kernels/cpu/matmul.h"
+#include "util/mapped_file.h"
 
 namespace longqa {
 
@@ -35,6 +37,8 @@ struct Weights {
 
 struct LoadOptions {
   RopeOverride rope;
+  // Weights are read into huge-page memory unless a mapping is asked for (MappedFile says why).
+  FileResidency weights = FileResidency::HugePages;
 };
 
 struct TensorSummary {

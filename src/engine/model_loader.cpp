@@ -158,7 +158,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
 
 void Model::load_gguf(const LoadOptions& options) {
   format_ = "gguf";
-  gguf_ = std::make_unique<gguf::File>(path_);
+  gguf_ = std::make_unique<gguf::File>(path_, options.weights);
   config_ = config_from_gguf(*gguf_);
   GgufSource src(*gguf_);
   if (auto f = src.find("rope_freqs.weight")) config_.rope.freq_factors = to_vector(*f);
@@ -182,7 +182,7 @@ void Model::load_hf(const LoadOptions& options) {
     throw Error(config_path + ": not valid JSON: " + e.what());
   }
   config_ = config_from_hf(j, config_path);
-  safetensors_ = std::make_unique<SafetensorsModel>(path_);
+  safetensors_ = std::make_unique<SafetensorsModel>(path_, options.weights);
   weights_ = map_weights(HfSource(*safetensors_, path_), config_, kHfNames);
   tokenizer_ = tokenizer_from_json_file((dir / "tokenizer.json").string());
   for (const auto& shard : safetensors_->shards())

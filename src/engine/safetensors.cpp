@@ -35,7 +35,7 @@ const char* dtype_name(DType t) {
 
 size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, FileResidency residency) : map_(path, residency) {
   if (map_.size() < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
   uint64_t header_len;
   std::memcpy(&header_len, map_.data(), 8);
@@ -88,7 +88,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
   }
 }
 
-SafetensorsModel::SafetensorsModel(const std::string& dir) {
+SafetensorsModel::SafetensorsModel(const std::string& dir, FileResidency residency) {
   const fs::path root(dir);
   std::vector<std::string> files;
   const fs::path index_path = root / "model.safetensors.index.json";
@@ -117,7 +117,7 @@ SafetensorsModel::SafetensorsModel(const std::string& dir) {
     throw Error(dir + ": no model.safetensors or model.safetensors.index.json in this directory");
   }
   for (const auto& f : files) {
-    shards_.push_back(std::make_unique<SafetensorsFile>((root / f).string()));
+    shards_.push_back(std::make_unique<SafetensorsFile>((root / f).string(), residency));
     for (const SafeTensor& t : shards_.back()->tensors()) {
       if (!index_.emplace(t.name, &t).second) throw Error(t.file + ": tensor '" + t.name + "' appears in two shards");
     }

@@ -1,6 +1,7 @@
 // Safetensors files and Hugging Face model directories (`model.safetensors`, or shards listed in
 // `model.safetensors.index.json`). Headers are validated against the file before use: dtypes, shapes,
-// offsets inside the data buffer, no overlaps past the end. Tensor data stays in the mappings.
+// offsets inside the data buffer, no overlaps past the end. Tensor data is never copied out of the
+// shards' MappedFile.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,7 @@ struct SafeTensor {
 
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  explicit SafetensorsFile(const std::string& path, FileResidency residency = FileResidency::Mapped);
   const std::string& path() const { return map_.path(); }
   const std::vector<SafeTensor>& tensors() const { return tensors_; }
 
@@ -38,10 +39,10 @@ class SafetensorsFile {
   std::vector<SafeTensor> tensors_;
 };
 
-// All tensors of a model directory, by name. Owns the shard mappings.
+// All tensors of a model directory, by name. Owns the shards' bytes.
 class SafetensorsModel {
  public:
-  explicit SafetensorsModel(const std::string& dir);
+  explicit SafetensorsModel(const std::string& dir, FileResidency residency = FileResidency::Mapped);
   const SafeTensor* find(std::string_view name) const;
   const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }
 

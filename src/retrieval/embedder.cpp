@@ -4,7 +4,10 @@
 
 namespace longqa::retrieval {
 
-Embedder::Embedder(EmbedderSpec spec, int threads) : spec_(std::move(spec)), model_(Model::load(spec_.model)) {
+// Mapped, not read: embedding is prefill, bound by compute rather than by streaming weights, and the
+// embedder is often the chat model itself, whose mapped pages then cost no second copy.
+Embedder::Embedder(EmbedderSpec spec, int threads)
+    : spec_(std::move(spec)), model_(Model::load(spec_.model, {.rope = {}, .weights = FileResidency::Mapped})) {
   const ModelConfig& c = model_->config();
   if (spec_.pooling == Pooling::Last && c.eos_ids.empty())
     throw Error(spec_.model + ": last-token pooling needs an EOS token, and the model defines none");

@@ -124,7 +124,7 @@ struct Server::Impl {
                                      std::max(1, o.parallel))) {
     if (o.parallel < 1) throw Error("--parallel must be at least 1");
     if (o.context < 16) throw Error("--ctx must be at least 16");
-    model = Model::load(o.model);
+    model = Model::load(o.model, {.rope = {}, .weights = o.weights});
     o.context = std::min(o.context, model->config().context_length);
     model_id = fs::path(o.model).filename().string();
     if (o.index) retrieval::Index(*o.index, retrieval::Index::Mode::Write);  // create it if new, check it opens

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "kernels/cpu/dot.h"
+#include "util/mapped_file.h"
 
 namespace longqa::server {
 
@@ -29,6 +30,7 @@ struct ServerOptions {
   int64_t context = 8192;                  // positions per slot
   int threads = 0;                         // compute threads in all (0: all hardware threads)
   kernels::WType kv_type = kernels::WType::F16;
+  FileResidency weights = FileResidency::HugePages;  // the chat model's (see MappedFile)
   size_t max_body_bytes = size_t{8} << 20;
   int64_t default_max_tokens = 512;
 };
