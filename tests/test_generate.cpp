@@ -87,6 +87,9 @@ TEST(Cli, LogitsAndEmbedPrintJson) {
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["logits"].size(), 4u);
   EXPECT_EQ(j["logits"][0].size(), 512u);
+  const auto mapped = run_longqa("logits -m " + test::model_dir("tiny-qwen2") + " --ids '510 7 8 9' --all --mmap");
+  ASSERT_EQ(mapped.status, 0) << mapped.err;
+  EXPECT_EQ(mapped.out, r.out);  // the weights mapped instead of read: the same logits
 
   const auto e = run_longqa("embed -m " + test::model_dir("tiny-mistral") + " --ids '510 7 8 9' --pooling last");
   ASSERT_EQ(e.status, 0) << e.err;
