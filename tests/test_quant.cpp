@@ -167,35 +167,40 @@ TEST(Quant, DecodeProductsEqualTheReference) {
 }
 
 TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
-  for (WType t : kQuantTypes) {
-    if (!gemm_q_available(t)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: batches use the per-row dot products";
-    const int64_t rows = 11, cols = 512;  // a partial row tile at the end
-    std::vector<uint8_t> w;
-    for (int64_t r = 0; r < rows; ++r) {
-      const auto row = quantize(t, random_row(cols, 100 + static_cast<uint32_t>(r)));
-      w.insert(w.end(), row.begin(), row.end());
-    }
-    const MatrixView m{t, w.data(), rows, cols};
-    std::vector<float> wf(static_cast<size_t>(rows * cols));
-    for (int64_t r = 0; r < rows; ++r) to_f32(t, m.row(r), wf.data() + r * cols, cols);
-    for (int64_t tokens : {4, 5, 7}) {
-      const auto x = random_row(tokens * cols, 9);
-      std::vector<float> y(static_cast<size_t>(tokens * rows));
-      std::vector<uint8_t> scratch;
-      gemm_q(m, x.data(), tokens, y.data(), 2, scratch);
-      for (int64_t tk = 0; tk < tokens; ++tk)
-        for (int64_t r = 0; r < rows; ++r) {
-          double exact = 0, magnitude = 0;
-          for (int64_t c = 0; c < cols; ++c) {
-            const double p = static_cast<double>(wf[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(tk * cols + c)];
-            exact += p;
-            magnitude += std::fabs(p);
+  if (!gemm_kernel_available(GemmKernel::Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: batches use the per-row dot products";
+  // Partial row and token tiles of both kernels (4 x 4, 16 x 16); 544 columns give Q8_0 and Q4_0 an
+  // odd number of 32-element groups (the AMX kernel takes them in pairs).
+  for (WType t : kQuantTypes)
+    for (GemmKernel kernel : {GemmKernel::Vnni, GemmKernel::Amx}) {
+      if (!gemm_kernel_available(kernel)) continue;
+      const int64_t rows = 37, cols = wtype_info(t).block == 32 ? 544 : 512;
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto row = quantize(t, random_row(cols, 100 + static_cast<uint32_t>(r)));
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const MatrixView m{t, w.data(), rows, cols};
+      std::vector<float> wf(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r) to_f32(t, m.row(r), wf.data() + r * cols, cols);
+      for (int64_t tokens : {4, 5, 7, 35}) {
+        const auto x = random_row(tokens * cols, 9);
+        std::vector<float> y(static_cast<size_t>(tokens * rows));
+        std::vector<uint8_t> scratch;
+        gemm_q(m, x.data(), tokens, y.data(), 2, scratch, kernel);
+        for (int64_t tk = 0; tk < tokens; ++tk)
+          for (int64_t r = 0; r < rows; ++r) {
+            double exact = 0, magnitude = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              const double p = static_cast<double>(wf[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(tk * cols + c)];
+              exact += p;
+              magnitude += std::fabs(p);
+            }
+            // Only the activations' 8-bit rounding separates the two.
+            ASSERT_NEAR(y[static_cast<size_t>(tk * rows + r)], exact, 3e-3 * magnitude)
+                << wtype_name(t) << (kernel == GemmKernel::Amx ? " amx" : " vnni") << " row " << r << " token " << tk;
           }
-          // Only the activations' 8-bit rounding separates the two.
-          EXPECT_NEAR(y[static_cast<size_t>(tk * rows + r)], exact, 3e-3 * magnitude) << wtype_name(t) << " row " << r;
-        }
+      }
     }
-  }
 }
 
 TEST(Quant, ZeroRowsStayZero) {

@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512bf16 = false;
   bool avx512vnni = false;
+  bool amx_int8 = false;  // AMX tiles with int8 products, and the kernel has granted this process their state
 };
 
 const CpuFeatures& cpu_features();

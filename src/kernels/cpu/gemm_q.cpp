@@ -93,25 +93,89 @@ void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float*
   }
 }
 
-// A partial tile repeats its last row, so the micro-kernel always sees four; the copies' results are
-// dropped.
-void pad_to_four_rows(PackedRows& p, int64_t rows) {
+// A partial tile repeats its last row, so the micro-kernel always sees `tile` rows; the copies'
+// results are dropped.
+void pad_rows(PackedRows& p, int64_t rows, int64_t tile) {
   const auto nb = static_cast<size_t>(p.blocks);
-  p.levels.resize(nb * 32 * 4);
-  p.scales.resize(nb * 2 * 4);
-  p.offsets.resize(nb * 2 * 4);
-  for (int64_t r = rows; r < 4; ++r) {
+  p.levels.resize(nb * 32 * static_cast<size_t>(tile));
+  p.scales.resize(nb * 2 * static_cast<size_t>(tile));
+  p.offsets.resize(nb * 2 * static_cast<size_t>(tile));
+  for (int64_t r = rows; r < tile; ++r) {
     std::memcpy(&p.levels[static_cast<size_t>(r) * nb * 32], &p.levels[static_cast<size_t>(rows - 1) * nb * 32], nb * 32);
     std::memcpy(&p.scales[static_cast<size_t>(r) * nb * 2], &p.scales[static_cast<size_t>(rows - 1) * nb * 2], nb * 2 * sizeof(float));
   }
 }
 
+// The AMX path: 16-row x 16-token tiles. Activations are first laid out per 16 tokens the way the
+// tile multiply reads them: for each group of K, group / 4 rows of (16 tokens x 4 consecutive levels);
+// tokens past the end are zeros, and their results are dropped.
+void gemm_q_amx(const MatrixView& w, int64_t n_tokens, float* y, int n_threads, const int8_t* xq, const float* xd,
+                const float* xs, int8_t* x_tiles, float* dx_tiles, float* sum_tiles) {
+  // Every type but Q6_K has one scale and offset per 32-element block (unpack_row repeats it).
+  const int group = w.type == WType::Q6_K ? 16 : 32;
+  const int64_t blocks = w.cols / 32, groups = w.cols / group, token_tiles = (n_tokens + 15) / 16;
+  const auto nb = static_cast<size_t>(blocks);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && token_tiles > 1)
+  for (int64_t j = 0; j < token_tiles; ++j)
+    for (int64_t n = 0; n < 16; ++n) {
+      const int64_t t = 16 * j + n;
+      const bool real = t < n_tokens;
+      int8_t* tile = x_tiles + static_cast<size_t>(j * w.cols * 16);
+      const int8_t* q = xq + static_cast<size_t>(t) * nb * 32;
+      for (int64_t k = 0; k < w.cols; k += 4) {  // 4 consecutive levels stay together
+        int8_t* to = tile + (k / group) * group * 16 + (k % group / 4) * 64 + n * 4;
+        if (real) std::memcpy(to, q + k, 4);
+        else std::memset(to, 0, 4);
+      }
+      for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = real ? xd[static_cast<size_t>(t) * nb + static_cast<size_t>(b)] : 0;
+      const float* half_sums = xs + static_cast<size_t>(t) * nb * 2;
+      for (int64_t g = 0; g < groups; ++g)
+        sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
+            !real ? 0 : group == 16 ? half_sums[g] : half_sums[2 * g] + half_sums[2 * g + 1];
+    }
+  const int64_t row_tiles = (w.rows + 15) / 16;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+  {
+    amx::configure(group);  // tile configuration is per thread
+    PackedRows packed;
+    std::vector<uint8_t> tiled(16 * nb * 32);  // the levels as [group][16 rows][group]: each tile contiguous
+    alignas(64) float tile[16 * 16];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t rt = 0; rt < row_tiles; ++rt) {
+      const int64_t r0 = rt * 16, rows = std::min<int64_t>(16, w.rows - r0);
+      unpack_rows(w, r0, rows, packed);
+      if (rows < 16) pad_rows(packed, rows, 16);
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t m = 0; m < 16; ++m)
+          std::memcpy(&tiled[static_cast<size_t>((g * 16 + m) * group)], &packed.levels[static_cast<size_t>(m) * nb * 32 + static_cast<size_t>(g * group)],
+                      static_cast<size_t>(group));
+      for (int64_t j = 0; j < token_tiles; ++j) {
+        const amx::TileOperands o{.group = group, .groups = groups, .levels = tiled.data(), .level_stride = static_cast<size_t>(group),
+                                  .scales = packed.scales.data(), .offsets = packed.offsets.data(), .scale_stride = nb * 2,
+                                  .x_tiles = x_tiles + static_cast<size_t>(j * w.cols * 16),
+                                  .dx = dx_tiles + static_cast<size_t>(j * blocks) * 16,
+                                  .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};
+        amx::tile_16x16(o, tile);
+        const int64_t tokens = std::min<int64_t>(16, n_tokens - 16 * j);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t n = 0; n < tokens; ++n) y[(16 * j + n) * w.rows + r0 + r] = tile[r * 16 + n];
+      }
+    }
+    amx::release();
+  }
+}
+
 }  // namespace
 
-bool gemm_q_available(WType t) {
+bool gemm_kernel_available(GemmKernel k) {
   const CpuFeatures& cpu = cpu_features();
+  const bool vnni = cpu.avx512vnni && cpu.avx512vl && cpu.avx2 && cpu.fma;
+  return k == GemmKernel::Amx ? vnni && cpu.amx_int8 : vnni;
+}
+
+bool gemm_q_available(WType t) {
   const bool quantized = t == WType::Q8_0 || t == WType::Q4_0 || t == WType::Q4_K || t == WType::Q5_K || t == WType::Q6_K;
-  return quantized && cpu.avx512vnni && cpu.avx512vl && cpu.avx2 && cpu.fma;
+  return quantized && gemm_kernel_available(GemmKernel::Vnni);
 }
 
 void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedRows& out) {
@@ -125,19 +189,30 @@ void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedR
                out.scales.data() + static_cast<size_t>(r) * b * 2, out.offsets.data() + static_cast<size_t>(r) * b * 2);
 }
 
-void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
+void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch,
+            GemmKernel kernel) {
   const int64_t blocks = w.cols / 32;
   const size_t nb = static_cast<size_t>(blocks);
-  // Activation pack in scratch: [token] int8 levels, then [token] scales, then [token] half sums.
-  const size_t q_bytes = static_cast<size_t>(n_tokens) * nb * 32, f_count = static_cast<size_t>(n_tokens) * nb * 3;
-  if (scratch.size() < q_bytes + f_count * sizeof(float) + 64) scratch.resize(q_bytes + f_count * sizeof(float) + 64);
+  // Activation pack in scratch: [token] int8 levels, then [token] scales, then [token] half sums;
+  // for AMX then the same levels and scales in 16-token tiles.
+  const bool amx = kernel == GemmKernel::Amx || (kernel == GemmKernel::Auto && gemm_kernel_available(GemmKernel::Amx));
+  const auto padded = static_cast<size_t>((n_tokens + 15) / 16 * 16);
+  const size_t q_bytes = (static_cast<size_t>(n_tokens) * nb * 32 + 63) / 64 * 64, f_count = static_cast<size_t>(n_tokens) * nb * 3;
+  const size_t tile_bytes = amx ? padded * nb * 32 : 0, tile_floats = amx ? padded * nb * 3 : 0;
+  const size_t total = q_bytes + tile_bytes + (f_count + tile_floats) * sizeof(float) + 64;
+  if (scratch.size() < total) scratch.resize(total);
   auto* xq = reinterpret_cast<int8_t*>(scratch.data());
-  auto* xf = reinterpret_cast<float*>(scratch.data() + (q_bytes + 63) / 64 * 64);
+  auto* x_tiles = reinterpret_cast<int8_t*>(scratch.data() + q_bytes);
+  auto* xf = reinterpret_cast<float*>(scratch.data() + q_bytes + tile_bytes);
   float* xd = xf;
   float* xs = xf + static_cast<size_t>(n_tokens) * nb;
+  float* dx_tiles = xf + f_count;
+  float* sum_tiles = dx_tiles + padded * nb;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && n_tokens >= 16)
   for (int64_t t = 0; t < n_tokens; ++t)
     pack_activation(x + t * w.cols, blocks, xq + static_cast<size_t>(t) * nb * 32, xd + static_cast<size_t>(t) * nb,
                     xs + static_cast<size_t>(t) * nb * 2);
+  if (amx) return gemm_q_amx(w, n_tokens, y, n_threads, xq, xd, xs, x_tiles, dx_tiles, sum_tiles);
   const DotFn dot_f32 = dot_fn(WType::F32);
   const int64_t row_tiles = (w.rows + 3) / 4;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
@@ -148,7 +223,7 @@ void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int
     for (int64_t rt = 0; rt < row_tiles; ++rt) {
       const int64_t r0 = rt * 4, rows = std::min<int64_t>(4, w.rows - r0);
       unpack_rows(w, r0, rows, packed);
-      if (rows < 4) pad_to_four_rows(packed, rows);
+      if (rows < 4) pad_rows(packed, rows, 4);
       for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
         const int tokens = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));
         const int8_t* xq_t[4];
