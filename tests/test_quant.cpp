@@ -166,6 +166,22 @@ TEST(Quant, DecodeProductsEqualTheReference) {
   }
 }
 
+TEST(Quant, VectorisedActivationPackingEqualsTheScalar) {
+  if (!gemm_kernel_available(GemmKernel::Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const int64_t blocks = 24;
+  auto x = random_row(blocks * 32, 5);
+  for (int l = 0; l < 32; ++l) x[32 + l] = 0;  // a block of zeros: scale 0
+  x[70] = 1e4f;                                 // and one dominated by a single value
+  std::vector<int8_t> q[2] = {std::vector<int8_t>(blocks * 32), std::vector<int8_t>(blocks * 32)};
+  std::vector<float> d[2] = {std::vector<float>(blocks), std::vector<float>(blocks)};
+  std::vector<float> sums[2] = {std::vector<float>(blocks * 2), std::vector<float>(blocks * 2)};
+  pack_activation(x.data(), blocks, q[0].data(), d[0].data(), sums[0].data());
+  vnni::pack_activation(x.data(), blocks, q[1].data(), d[1].data(), sums[1].data());
+  EXPECT_EQ(q[0], q[1]);
+  EXPECT_EQ(d[0], d[1]);
+  EXPECT_EQ(sums[0], sums[1]);
+}
+
 TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
   if (!gemm_kernel_available(GemmKernel::Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: batches use the per-row dot products";
   // Partial row and token tiles of both kernels (4 x 4, 16 x 16); 544 columns give Q8_0 and Q4_0 an

@@ -78,21 +78,6 @@ void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scale
   }
 }
 
-// Activations of one token: int8 per 32 with a scale, and the scaled sum of each 16-element half.
-void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float* half_sums) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    const float* xb = x + 32 * i;
-    float amax = 0;
-    for (int l = 0; l < 32; ++l) amax = std::max(amax, std::fabs(xb[l]));
-    d[i] = amax / 127;
-    const float id = amax > 0 ? 127 / amax : 0;
-    int sums[2] = {0, 0};
-    for (int l = 0; l < 32; ++l) sums[l / 16] += (q[32 * i + l] = static_cast<int8_t>(std::nearbyint(xb[l] * id)));
-    half_sums[2 * i] = d[i] * static_cast<float>(sums[0]);
-    half_sums[2 * i + 1] = d[i] * static_cast<float>(sums[1]);
-  }
-}
-
 // A partial tile repeats its last row, so the micro-kernel always sees `tile` rows; the copies'
 // results are dropped.
 void pad_rows(PackedRows& p, int64_t rows, int64_t tile) {
@@ -120,13 +105,13 @@ void gemm_q_amx(const MatrixView& w, int64_t n_tokens, float* y, int n_threads, 
     for (int64_t n = 0; n < 16; ++n) {
       const int64_t t = 16 * j + n;
       const bool real = t < n_tokens;
-      int8_t* tile = x_tiles + static_cast<size_t>(j * w.cols * 16);
+      int8_t* to = x_tiles + static_cast<size_t>(j * w.cols * 16 + n * 4);
       const int8_t* q = xq + static_cast<size_t>(t) * nb * 32;
-      for (int64_t k = 0; k < w.cols; k += 4) {  // 4 consecutive levels stay together
-        int8_t* to = tile + (k / group) * group * 16 + (k % group / 4) * 64 + n * 4;
-        if (real) std::memcpy(to, q + k, 4);
-        else std::memset(to, 0, 4);
-      }
+      for (int64_t g = 0; g < groups; ++g, to += group * 16, q += group)
+        for (int c = 0; c < group / 4; ++c) {  // 4 consecutive levels stay together
+          if (real) std::memcpy(to + c * 64, q + c * 4, 4);
+          else std::memset(to + c * 64, 0, 4);
+        }
       for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = real ? xd[static_cast<size_t>(t) * nb + static_cast<size_t>(b)] : 0;
       const float* half_sums = xs + static_cast<size_t>(t) * nb * 2;
       for (int64_t g = 0; g < groups; ++g)
@@ -157,8 +142,8 @@ void gemm_q_amx(const MatrixView& w, int64_t n_tokens, float* y, int n_threads, 
                                   .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};
         amx::tile_16x16(o, tile);
         const int64_t tokens = std::min<int64_t>(16, n_tokens - 16 * j);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t n = 0; n < tokens; ++n) y[(16 * j + n) * w.rows + r0 + r] = tile[r * 16 + n];
+        for (int64_t n = 0; n < tokens; ++n)
+          for (int64_t r = 0; r < rows; ++r) y[(16 * j + n) * w.rows + r0 + r] = tile[r * 16 + n];
       }
     }
     amx::release();
@@ -176,6 +161,20 @@ bool gemm_kernel_available(GemmKernel k) {
 bool gemm_q_available(WType t) {
   const bool quantized = t == WType::Q8_0 || t == WType::Q4_0 || t == WType::Q4_K || t == WType::Q5_K || t == WType::Q6_K;
   return quantized && gemm_kernel_available(GemmKernel::Vnni);
+}
+
+void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float* half_sums) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    const float* xb = x + 32 * i;
+    float amax = 0;
+    for (int l = 0; l < 32; ++l) amax = std::max(amax, std::fabs(xb[l]));
+    d[i] = amax / 127;
+    const float id = amax > 0 ? 127 / amax : 0;
+    int sums[2] = {0, 0};
+    for (int l = 0; l < 32; ++l) sums[l / 16] += (q[32 * i + l] = static_cast<int8_t>(std::nearbyint(xb[l] * id)));
+    half_sums[2 * i] = d[i] * static_cast<float>(sums[0]);
+    half_sums[2 * i + 1] = d[i] * static_cast<float>(sums[1]);
+  }
 }
 
 void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedRows& out) {
@@ -208,9 +207,10 @@ void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int
   float* xs = xf + static_cast<size_t>(n_tokens) * nb;
   float* dx_tiles = xf + f_count;
   float* sum_tiles = dx_tiles + padded * nb;
+  // gemm_q runs only where VNNI does, so its vectorised packing always can.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && n_tokens >= 16)
   for (int64_t t = 0; t < n_tokens; ++t)
-    pack_activation(x + t * w.cols, blocks, xq + static_cast<size_t>(t) * nb * 32, xd + static_cast<size_t>(t) * nb,
+    vnni::pack_activation(x + t * w.cols, blocks, xq + static_cast<size_t>(t) * nb * 32, xd + static_cast<size_t>(t) * nb,
                     xs + static_cast<size_t>(t) * nb * 2);
   if (amx) return gemm_q_amx(w, n_tokens, y, n_threads, xq, xd, xs, x_tiles, dx_tiles, sum_tiles);
   const DotFn dot_f32 = dot_fn(WType::F32);

@@ -34,7 +34,13 @@ struct PackedRows {
 };
 void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedRows& out);
 
+// One token's activations as the micro-kernels take them: int8 levels per 32 with a scale, and the
+// scaled sum of each 16-element half. The scalar definition; vnni::pack_activation is the same, bit
+// for bit, vectorised.
+void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float* half_sums);
+
 namespace vnni {
+void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float* half_sums);
 // y[r * y_stride + t] for r < 4, t < n_tokens (<= 4) over `blocks` blocks: the integer part
 // sum_b dx[t][b] * (scale[r][b][0] * dot_a + scale[r][b][1] * dot_b).
 void tile_4xn(const uint8_t* levels, const float* scales, int64_t blocks, const int8_t* const* xq, const float* const* dx,

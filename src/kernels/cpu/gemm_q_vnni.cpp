@@ -1,5 +1,9 @@
-// The int8 micro-kernel of gemm_q: 4 weight rows x up to 4 tokens, one 32-element block at a time.
+// The int8 micro-kernel of gemm_q (4 weight rows x up to 4 tokens, one 32-element block at a time)
+// and its activation packing, vectorised.
 // Compiled with AVX-512 VL + VNNI (256-bit vpdpbusd); entered only after the run-time CPU check.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
+// -Wmaybe-uninitialized reports at every inlined use: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include "kernels/cpu/gemm_q.h"
@@ -40,6 +44,22 @@ void tile(const uint8_t* levels, const float* scales, int64_t blocks, const int8
 }
 
 }  // namespace
+
+void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float* half_sums) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    const __m512 lo = _mm512_loadu_ps(x + 32 * i), hi = _mm512_loadu_ps(x + 32 * i + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    d[i] = amax / 127;
+    const float id = amax > 0 ? 127 / amax : 0;
+    // cvtps rounds to nearest even, as nearbyint does in the default rounding mode.
+    const __m512i q_lo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, _mm512_set1_ps(id)));
+    const __m512i q_hi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, _mm512_set1_ps(id)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * i), _mm512_cvtsepi32_epi8(q_lo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * i + 16), _mm512_cvtsepi32_epi8(q_hi));
+    half_sums[2 * i] = d[i] * static_cast<float>(_mm512_reduce_add_epi32(q_lo));
+    half_sums[2 * i + 1] = d[i] * static_cast<float>(_mm512_reduce_add_epi32(q_hi));
+  }
+}
 
 void tile_4xn(const uint8_t* levels, const float* scales, int64_t blocks, const int8_t* const* xq, const float* const* dx,
               int n_tokens, float* out) {
