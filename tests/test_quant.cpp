@@ -184,8 +184,8 @@ TEST(Quant, VectorisedActivationPackingEqualsTheScalar) {
 
 TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
   if (!gemm_kernel_available(GemmKernel::Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: batches use the per-row dot products";
-  // Partial row and token tiles of both kernels (4 x 4, 16 x 16); 544 columns give Q8_0 and Q4_0 an
-  // odd number of 32-element groups (the AMX kernel takes them in pairs).
+  // Partial row and token tiles of both kernels (4 x 4, 16 x 16), and for Q8_0 and Q4_0 a row length
+  // that is not a multiple of 64.
   for (WType t : kQuantTypes)
     for (GemmKernel kernel : {GemmKernel::Vnni, GemmKernel::Amx}) {
       if (!gemm_kernel_available(kernel)) continue;

@@ -24,14 +24,11 @@ struct alignas(64) TileConfig {
 };
 static_assert(sizeof(TileConfig) == 64);
 
-// Tiles 3-5 repeat 0-2, for a second group in flight.
 TileConfig config_for(int group) {
   TileConfig c;
-  for (int set : {0, 3}) {
-    c.colsb[set] = static_cast<uint16_t>(group), c.rows[set] = 16;
-    c.colsb[set + 1] = 64, c.rows[set + 1] = static_cast<uint8_t>(group / 4);
-    c.colsb[set + 2] = 64, c.rows[set + 2] = 16;
-  }
+  c.colsb[0] = static_cast<uint16_t>(group), c.rows[0] = 16;
+  c.colsb[1] = 64, c.rows[1] = static_cast<uint8_t>(group / 4);
+  c.colsb[2] = 64, c.rows[2] = 16;
   return c;
 }
 
@@ -47,43 +44,23 @@ void release() { _tile_release(); }
 void tile_16x16(const TileOperands& o, float* out) {
   __m512 acc[16];
   for (auto& a : acc) a = _mm512_setzero_ps();
-  alignas(64) int32_t products[2][16][16];
+  alignas(64) int32_t products[16][16];
   const int64_t per_scale = o.group / 16, per_block = 32 / o.group;  // scales are per 16 elements, dx per 32
-  const auto stride = static_cast<long>(o.level_stride);
-  auto rescale = [&](int64_t g, const int32_t (*p)[16]) {
+  for (int64_t g = 0; g < o.groups; ++g) {
+    _tile_loadd(0, o.levels + g * o.group * 16, static_cast<long>(o.level_stride));
+    _tile_loadd(1, o.x_tiles + g * o.group * 16, 64);
+    _tile_zero(2);
+    _tile_dpbusd(2, 0, 1);
+    _tile_stored(2, products, 64);
     const __m512 d = _mm512_loadu_ps(o.dx + (g / per_block) * 16);  // the 16 tokens' scales for this block
     const __m512 sums = _mm512_loadu_ps(o.x_sums + g * 16);       // and their sums over this group
     for (int m = 0; m < 16; ++m) {
       const size_t at = static_cast<size_t>(m) * o.scale_stride + static_cast<size_t>(g * per_scale);
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(o.scales[at]), d);
       // (The masked conversion: GCC 12 warns of the unmasked one's undefined pass-through operand.)
-      acc[m] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(p[m])), s, acc[m]);
+      acc[m] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(products[m])), s, acc[m]);
       acc[m] = _mm512_fnmadd_ps(_mm512_set1_ps(o.offsets[at]), sums, acc[m]);
     }
-  };
-  // Two groups in flight: the second product runs while the first is stored and rescaled.
-  int64_t g = 0;
-  for (; g + 2 <= o.groups; g += 2) {
-    _tile_loadd(0, o.levels + g * o.group * 16, stride);
-    _tile_loadd(1, o.x_tiles + g * o.group * 16, 64);
-    _tile_loadd(3, o.levels + (g + 1) * o.group * 16, stride);
-    _tile_loadd(4, o.x_tiles + (g + 1) * o.group * 16, 64);
-    _tile_zero(2);
-    _tile_zero(5);
-    _tile_dpbusd(2, 0, 1);
-    _tile_dpbusd(5, 3, 4);
-    _tile_stored(2, products[0], 64);
-    _tile_stored(5, products[1], 64);
-    rescale(g, products[0]);
-    rescale(g + 1, products[1]);
-  }
-  if (g < o.groups) {
-    _tile_loadd(0, o.levels + g * o.group * 16, stride);
-    _tile_loadd(1, o.x_tiles + g * o.group * 16, 64);
-    _tile_zero(2);
-    _tile_dpbusd(2, 0, 1);
-    _tile_stored(2, products[0], 64);
-    rescale(g, products[0]);
   }
   for (int m = 0; m < 16; ++m) _mm512_storeu_ps(out + m * 16, acc[m]);
 }
