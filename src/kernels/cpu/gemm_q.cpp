@@ -91,33 +91,49 @@ void pad_rows(PackedRows& p, int64_t rows, int64_t tile) {
   }
 }
 
-// The AMX path: 16-row x 16-token tiles. Activations are first laid out per 16 tokens the way the
-// tile multiply reads them: for each group of K, group / 4 rows of (16 tokens x 4 consecutive levels);
-// tokens past the end are zeros, and their results are dropped.
-void gemm_q_amx(const MatrixView& w, int64_t n_tokens, float* y, int n_threads, const int8_t* xq, const float* xd,
-                const float* xs, int8_t* x_tiles, float* dx_tiles, float* sum_tiles) {
+// The AMX path: 16-row x 16-token tiles. Each token is quantized (vnni::pack_activation, into a
+// row buffer per thread) and written straight into the layout the tile multiply reads: for each
+// group of K, group / 4 rows of (16 tokens x 4 consecutive levels), with its scale per block and its
+// sum per group beside it. Tokens past the end are zeros, and their results are dropped.
+void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
   // Every type but Q6_K has one scale and offset per 32-element block (unpack_row repeats it).
   const int group = w.type == WType::Q6_K ? 16 : 32;
   const int64_t blocks = w.cols / 32, groups = w.cols / group, token_tiles = (n_tokens + 15) / 16;
   const auto nb = static_cast<size_t>(blocks);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && token_tiles > 1)
-  for (int64_t j = 0; j < token_tiles; ++j)
-    for (int64_t n = 0; n < 16; ++n) {
-      const int64_t t = 16 * j + n;
-      const bool real = t < n_tokens;
-      int8_t* to = x_tiles + static_cast<size_t>(j * w.cols * 16 + n * 4);
-      const int8_t* q = xq + static_cast<size_t>(t) * nb * 32;
-      for (int64_t g = 0; g < groups; ++g, to += group * 16, q += group)
-        for (int c = 0; c < group / 4; ++c) {  // 4 consecutive levels stay together
-          if (real) std::memcpy(to + c * 64, q + c * 4, 4);
-          else std::memset(to + c * 64, 0, 4);
+  const auto tiles = static_cast<size_t>(token_tiles);
+  // Scratch: [token tile] levels (cols x 16 bytes), then [token tile][block][16] scales, then
+  // [token tile][group][16] sums.
+  const size_t tile_bytes = (tiles * nb * 32 * 16 + 63) / 64 * 64;
+  const size_t total = tile_bytes + tiles * 16 * (nb + static_cast<size_t>(groups)) * sizeof(float);
+  if (scratch.size() < total) scratch.resize(total);
+  auto* x_tiles = reinterpret_cast<int8_t*>(scratch.data());
+  auto* dx_tiles = reinterpret_cast<float*>(scratch.data() + tile_bytes);
+  float* sum_tiles = dx_tiles + tiles * nb * 16;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && token_tiles > 1)
+  {
+    std::vector<int8_t> q(nb * 32);
+    std::vector<float> d(nb), half_sums(nb * 2);
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < token_tiles; ++j)
+      for (int64_t n = 0; n < 16; ++n) {
+        const int64_t t = 16 * j + n;
+        if (t < n_tokens) {
+          vnni::pack_activation(x + t * w.cols, blocks, q.data(), d.data(), half_sums.data());
+        } else {
+          std::fill(q.begin(), q.end(), 0);
+          std::fill(d.begin(), d.end(), 0.0f);
+          std::fill(half_sums.begin(), half_sums.end(), 0.0f);
         }
-      for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = real ? xd[static_cast<size_t>(t) * nb + static_cast<size_t>(b)] : 0;
-      const float* half_sums = xs + static_cast<size_t>(t) * nb * 2;
-      for (int64_t g = 0; g < groups; ++g)
-        sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
-            !real ? 0 : group == 16 ? half_sums[g] : half_sums[2 * g] + half_sums[2 * g + 1];
-    }
+        int8_t* to = x_tiles + static_cast<size_t>(j * w.cols * 16 + n * 4);
+        const int8_t* from = q.data();
+        for (int64_t g = 0; g < groups; ++g, to += group * 16, from += group)
+          for (int c = 0; c < group / 4; ++c) std::memcpy(to + c * 64, from + c * 4, 4);  // 4 consecutive levels stay together
+        for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = d[static_cast<size_t>(b)];
+        for (int64_t g = 0; g < groups; ++g)
+          sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
+              group == 16 ? half_sums[static_cast<size_t>(g)] : half_sums[static_cast<size_t>(2 * g)] + half_sums[static_cast<size_t>(2 * g + 1)];
+      }
+  }
   const int64_t row_tiles = (w.rows + 15) / 16;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
   {
@@ -135,8 +151,8 @@ void gemm_q_amx(const MatrixView& w, int64_t n_tokens, float* y, int n_threads, 
           std::memcpy(&tiled[static_cast<size_t>((g * 16 + m) * group)], &packed.levels[static_cast<size_t>(m) * nb * 32 + static_cast<size_t>(g * group)],
                       static_cast<size_t>(group));
       for (int64_t j = 0; j < token_tiles; ++j) {
-        const amx::TileOperands o{.group = group, .groups = groups, .levels = tiled.data(), .level_stride = static_cast<size_t>(group),
-                                  .scales = packed.scales.data(), .offsets = packed.offsets.data(), .scale_stride = nb * 2,
+        const amx::TileOperands o{.group = group, .groups = groups, .levels = tiled.data(),
+                                  .scales = packed.scales.data(), .offsets = packed.offsets.data(),
                                   .x_tiles = x_tiles + static_cast<size_t>(j * w.cols * 16),
                                   .dx = dx_tiles + static_cast<size_t>(j * blocks) * 16,
                                   .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};
@@ -190,29 +206,22 @@ void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedR
 
 void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch,
             GemmKernel kernel) {
+  if (kernel == GemmKernel::Amx || (kernel == GemmKernel::Auto && gemm_kernel_available(GemmKernel::Amx)))
+    return gemm_q_amx(w, x, n_tokens, y, n_threads, scratch);
   const int64_t blocks = w.cols / 32;
   const size_t nb = static_cast<size_t>(blocks);
-  // Activation pack in scratch: [token] int8 levels, then [token] scales, then [token] half sums;
-  // for AMX then the same levels and scales in 16-token tiles.
-  const bool amx = kernel == GemmKernel::Amx || (kernel == GemmKernel::Auto && gemm_kernel_available(GemmKernel::Amx));
-  const auto padded = static_cast<size_t>((n_tokens + 15) / 16 * 16);
+  // Activation pack in scratch: [token] int8 levels, then [token] scales, then [token] half sums.
   const size_t q_bytes = (static_cast<size_t>(n_tokens) * nb * 32 + 63) / 64 * 64, f_count = static_cast<size_t>(n_tokens) * nb * 3;
-  const size_t tile_bytes = amx ? padded * nb * 32 : 0, tile_floats = amx ? padded * nb * 3 : 0;
-  const size_t total = q_bytes + tile_bytes + (f_count + tile_floats) * sizeof(float) + 64;
-  if (scratch.size() < total) scratch.resize(total);
+  if (scratch.size() < q_bytes + f_count * sizeof(float)) scratch.resize(q_bytes + f_count * sizeof(float));
   auto* xq = reinterpret_cast<int8_t*>(scratch.data());
-  auto* x_tiles = reinterpret_cast<int8_t*>(scratch.data() + q_bytes);
-  auto* xf = reinterpret_cast<float*>(scratch.data() + q_bytes + tile_bytes);
+  auto* xf = reinterpret_cast<float*>(scratch.data() + q_bytes);
   float* xd = xf;
   float* xs = xf + static_cast<size_t>(n_tokens) * nb;
-  float* dx_tiles = xf + f_count;
-  float* sum_tiles = dx_tiles + padded * nb;
   // gemm_q runs only where VNNI does, so its vectorised packing always can.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && n_tokens >= 16)
   for (int64_t t = 0; t < n_tokens; ++t)
     vnni::pack_activation(x + t * w.cols, blocks, xq + static_cast<size_t>(t) * nb * 32, xd + static_cast<size_t>(t) * nb,
-                    xs + static_cast<size_t>(t) * nb * 2);
-  if (amx) return gemm_q_amx(w, n_tokens, y, n_threads, xq, xd, xs, x_tiles, dx_tiles, sum_tiles);
+                          xs + static_cast<size_t>(t) * nb * 2);
   const DotFn dot_f32 = dot_fn(WType::F32);
   const int64_t row_tiles = (w.rows + 3) / 4;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)

@@ -54,11 +54,9 @@ void release();
 struct TileOperands {
   int group = 32;  // elements of K per integer product: 16 or 32
   int64_t groups = 0;
-  const uint8_t* levels = nullptr;  // [group][16 rows][level_stride]: each weight tile contiguous
-  size_t level_stride = 0;          // = group
-  const float* scales = nullptr;    // [16][scale_stride], per 16 elements
+  const uint8_t* levels = nullptr;  // [group][16 rows][group bytes]: each weight tile contiguous
+  const float* scales = nullptr;    // [16 rows][one per 16 elements of the row]
   const float* offsets = nullptr;   // likewise
-  size_t scale_stride = 0;
   const int8_t* x_tiles = nullptr;  // [group][group / 4][16 tokens][4]
   const float* dx = nullptr;        // [block of 32][16 tokens]
   const float* x_sums = nullptr;    // [group][16 tokens]: dx times the sum of the group's levels

@@ -46,8 +46,9 @@ void tile_16x16(const TileOperands& o, float* out) {
   for (auto& a : acc) a = _mm512_setzero_ps();
   alignas(64) int32_t products[16][16];
   const int64_t per_scale = o.group / 16, per_block = 32 / o.group;  // scales are per 16 elements, dx per 32
+  const auto scale_stride = static_cast<size_t>(o.groups * per_scale);  // a row's scales
   for (int64_t g = 0; g < o.groups; ++g) {
-    _tile_loadd(0, o.levels + g * o.group * 16, static_cast<long>(o.level_stride));
+    _tile_loadd(0, o.levels + g * o.group * 16, o.group);
     _tile_loadd(1, o.x_tiles + g * o.group * 16, 64);
     _tile_zero(2);
     _tile_dpbusd(2, 0, 1);
@@ -55,7 +56,7 @@ void tile_16x16(const TileOperands& o, float* out) {
     const __m512 d = _mm512_loadu_ps(o.dx + (g / per_block) * 16);  // the 16 tokens' scales for this block
     const __m512 sums = _mm512_loadu_ps(o.x_sums + g * 16);       // and their sums over this group
     for (int m = 0; m < 16; ++m) {
-      const size_t at = static_cast<size_t>(m) * o.scale_stride + static_cast<size_t>(g * per_scale);
+      const size_t at = static_cast<size_t>(m) * scale_stride + static_cast<size_t>(g * per_scale);
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(o.scales[at]), d);
       // (The masked conversion: GCC 12 warns of the unmasked one's undefined pass-through operand.)
       acc[m] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(products[m])), s, acc[m]);
