@@ -12,6 +12,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/dot.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
 #include "test_util.h"
 #include "util/fp16.h"
@@ -40,6 +41,40 @@ std::vector<uint8_t> encode(WType t, const std::vector<float>& v) {
     }
   }
   return out;
+}
+
+TEST(Kernels, Bf16TileProductMatchesTheFloatProduct) {
+  // Rows over one 128-row block with a partial tile, K over one 512-element panel with a partial
+  // one, token counts that leave partial and unpaired token tiles; F16 splits weights and
+  // activations into hi and lo parts, BF16 only the activations.
+  const int64_t rows = 145, cols = 544;
+  for (WType t : {WType::F16, WType::BF16}) {
+    if (!kernels::gemm_bf16_available({t, nullptr, rows, cols})) GTEST_SKIP() << "no AMX-BF16 on this CPU: batches use the per-row dot products";
+    const auto w = encode(t, random_floats(static_cast<size_t>(rows * cols), 3));
+    const kernels::MatrixView m{t, w.data(), rows, cols};
+    std::vector<float> wf(static_cast<size_t>(rows * cols));
+    kernels::to_f32(t, w.data(), wf.data(), rows * cols);
+    for (int64_t tokens : {4, 17, 35}) {
+      auto x = random_floats(static_cast<size_t>(tokens * cols), 4);
+      for (size_t i = 0; i < x.size(); i += 7) x[i] *= 1000.0f;  // values whose lo part matters at every scale
+      std::vector<float> y(static_cast<size_t>(tokens * rows));
+      std::vector<uint8_t> scratch;
+      kernels::gemm_bf16(m, x.data(), tokens, y.data(), 2, scratch);
+      double worst = 0;
+      for (int64_t tk = 0; tk < tokens; ++tk)
+        for (int64_t r = 0; r < rows; ++r) {
+          double exact = 0, magnitude = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double p = static_cast<double>(wf[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(tk * cols + c)];
+            exact += p;
+            magnitude += std::fabs(p);
+          }
+          worst = std::max(worst, std::fabs(y[static_cast<size_t>(tk * rows + r)] - exact) / magnitude);
+        }
+      // Measured: 2.6e-6 of sum |w x| for F16, 1.5e-6 for BF16; without either lo part, 9e-4.
+      EXPECT_LE(worst, 1e-5) << kernels::wtype_name(t) << " tokens " << tokens;
+    }
+  }
 }
 
 TEST(Kernels, DotFastPathsMatchTheReference) {

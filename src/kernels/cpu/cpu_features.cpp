@@ -21,9 +21,12 @@ const CpuFeatures& cpu_features() {
     f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
     f.avx512vnni = __builtin_cpu_supports("avx512vnni");
     unsigned a = 0, b = 0, c = 0, d = 0;
-    const bool tiles = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 25 & 1);
-    // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
-    f.amx_int8 = tiles && f.avx512f && f.avx512vnni && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    // CPUID.7.0:EDX bit 24 AMX-TILE, 25 AMX-INT8, 22 AMX-BF16. Linux hands out the 8 KiB tile state
+    // only on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+    const bool tiles = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && f.avx512f &&
+                       syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    f.amx_int8 = tiles && (d >> 25 & 1) && f.avx512vnni;
+    f.amx_bf16 = tiles && (d >> 22 & 1) && f.avx512bf16;
 #endif
     return f;
   }();

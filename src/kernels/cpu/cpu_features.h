@@ -12,7 +12,10 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512bf16 = false;
   bool avx512vnni = false;
-  bool amx_int8 = false;  // AMX tiles with int8 products, and the kernel has granted this process their state
+  // AMX tiles with int8 / BF16 products (and AVX-512 VNNI / BF16 beside them), and the kernel has
+  // granted this process the tile state.
+  bool amx_int8 = false;
+  bool amx_bf16 = false;
 };
 
 const CpuFeatures& cpu_features();

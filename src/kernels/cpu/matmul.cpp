@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_q.h"
 
 namespace longqa::kernels {
@@ -23,9 +24,10 @@ const uint8_t* prepare_activations(const MatrixView& w, const float* x, int64_t 
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
-  // Batches of tokens take the tiled int8 product where the CPU has it: weights are unpacked once per
-  // row and reused across tokens.
+  // Batches of tokens take the tiled products where the CPU has them (int8 for quantized weights,
+  // BF16 for F16/BF16): weights are unpacked once per call and reused across tokens.
   if (n_tokens >= 4 && gemm_q_available(w.type)) return gemm_q(w, x, n_tokens, y, n_threads, scratch);
+  if (n_tokens >= 4 && gemm_bf16_available(w)) return gemm_bf16(w, x, n_tokens, y, n_threads, scratch);
   const DotFn dot = dot_fn(w.type);
   size_t stride = 0;
   const uint8_t* act = prepare_activations(w, x, n_tokens, scratch, stride);
