@@ -134,6 +134,9 @@ void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
               group == 16 ? half_sums[static_cast<size_t>(g)] : half_sums[static_cast<size_t>(2 * g)] + half_sums[static_cast<size_t>(2 * g + 1)];
       }
   }
+  // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, they multiply
+  // the signed activations directly (tdpbssd) with no offset term.
+  const uint8_t centre = w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
   const int64_t row_tiles = (w.rows + 15) / 16;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
   {
@@ -147,12 +150,14 @@ void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
       unpack_rows(w, r0, rows, packed);
       if (rows < 16) pad_rows(packed, rows, 16);
       for (int64_t g = 0; g < groups; ++g)
-        for (int64_t m = 0; m < 16; ++m)
-          std::memcpy(&tiled[static_cast<size_t>((g * 16 + m) * group)], &packed.levels[static_cast<size_t>(m) * nb * 32 + static_cast<size_t>(g * group)],
-                      static_cast<size_t>(group));
+        for (int64_t m = 0; m < 16; ++m) {
+          uint8_t* to = &tiled[static_cast<size_t>((g * 16 + m) * group)];
+          const uint8_t* from = &packed.levels[static_cast<size_t>(m) * nb * 32 + static_cast<size_t>(g * group)];
+          for (int l = 0; l < group; ++l) to[l] = static_cast<uint8_t>(from[l] - centre);
+        }
       for (int64_t j = 0; j < token_tiles; ++j) {
         const amx::TileOperands o{.group = group, .groups = groups, .levels = tiled.data(),
-                                  .scales = packed.scales.data(), .offsets = packed.offsets.data(),
+                                  .scales = packed.scales.data(), .offsets = centre ? nullptr : packed.offsets.data(),
                                   .x_tiles = x_tiles + static_cast<size_t>(j * w.cols * 16),
                                   .dx = dx_tiles + static_cast<size_t>(j * blocks) * 16,
                                   .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};

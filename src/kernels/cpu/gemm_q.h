@@ -56,12 +56,13 @@ struct TileOperands {
   int64_t groups = 0;
   const uint8_t* levels = nullptr;  // [group][16 rows][group bytes]: each weight tile contiguous
   const float* scales = nullptr;    // [16 rows][one per 16 elements of the row]
-  const float* offsets = nullptr;   // likewise
+  const float* offsets = nullptr;   // likewise; null where the levels are signed and centred (no offset)
   const int8_t* x_tiles = nullptr;  // [group][group / 4][16 tokens][4]
   const float* dx = nullptr;        // [block of 32][16 tokens]
   const float* x_sums = nullptr;    // [group][16 tokens]: dx times the sum of the group's levels
 };
-// out[r * 16 + t] = sum_g scale[r][g] * dx[t][g] * (levels[r][g] . x[t][g]) - offset[r][g] * x_sums[g][t].
+// out[r * 16 + t] = sum_g scale[r][g] * dx[t][g] * (levels[r][g] . x[t][g]) - offset[r][g] * x_sums[g][t],
+// levels unsigned; where offsets is null, levels are signed and the offset term is absent.
 void tile_16x16(const TileOperands& o, float* out);
 }  // namespace amx
 

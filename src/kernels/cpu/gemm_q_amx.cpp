@@ -1,7 +1,8 @@
 // The AMX-INT8 micro-kernel of gemm_q: 16 weight rows x 16 tokens, one group of K at a time, 32
 // elements where a block's two 16-element halves share their scale and offset, 16 where they do not
 // (Q6_K): the integer sums cannot run past a scale. Each group is one tdpbusd of a 16 x group weight
-// tile by a group x 16 activation tile; the 16x16 int32 result is stored and rescaled into float
+// tile by a group x 16 activation tile (tdpbssd where the weights' levels are signed and centred:
+// Q8_0, Q4_0, which then need no offset term); the 16x16 int32 result is stored and rescaled into float
 // accumulators with AVX-512. Compiled with AMX and AVX-512; entered only after the run-time check
 // (cpu_features().amx_int8, which also asked the kernel for the tile state).
 #include <immintrin.h>
@@ -41,6 +42,9 @@ void configure(int group) {
 
 void release() { _tile_release(); }
 
+namespace {
+
+template <bool kSigned>
 void tile_16x16(const TileOperands& o, float* out) {
   __m512 acc[16];
   for (auto& a : acc) a = _mm512_setzero_ps();
@@ -51,19 +55,24 @@ void tile_16x16(const TileOperands& o, float* out) {
     _tile_loadd(0, o.levels + g * o.group * 16, o.group);
     _tile_loadd(1, o.x_tiles + g * o.group * 16, 64);
     _tile_zero(2);
-    _tile_dpbusd(2, 0, 1);
+    if constexpr (kSigned) _tile_dpbssd(2, 0, 1);
+    else _tile_dpbusd(2, 0, 1);
     _tile_stored(2, products, 64);
     const __m512 d = _mm512_loadu_ps(o.dx + (g / per_block) * 16);  // the 16 tokens' scales for this block
-    const __m512 sums = _mm512_loadu_ps(o.x_sums + g * 16);       // and their sums over this group
+    const __m512 sums = kSigned ? __m512{} : _mm512_loadu_ps(o.x_sums + g * 16);  // and their sums over this group
     for (int m = 0; m < 16; ++m) {
       const size_t at = static_cast<size_t>(m) * scale_stride + static_cast<size_t>(g * per_scale);
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(o.scales[at]), d);
       // (The masked conversion: GCC 12 warns of the unmasked one's undefined pass-through operand.)
       acc[m] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_load_si512(products[m])), s, acc[m]);
-      acc[m] = _mm512_fnmadd_ps(_mm512_set1_ps(o.offsets[at]), sums, acc[m]);
+      if constexpr (!kSigned) acc[m] = _mm512_fnmadd_ps(_mm512_set1_ps(o.offsets[at]), sums, acc[m]);
     }
   }
   for (int m = 0; m < 16; ++m) _mm512_storeu_ps(out + m * 16, acc[m]);
 }
+
+}  // namespace
+
+void tile_16x16(const TileOperands& o, float* out) { o.offsets ? tile_16x16<false>(o, out) : tile_16x16<true>(o, out); }
 
 }  // namespace longqa::kernels::amx
