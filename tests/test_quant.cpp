@@ -122,10 +122,29 @@ TEST(Quant, IntegerDotEqualsTheDotOfDequantizedRows) {
   }
 }
 
-TEST(Quant, Avx2DotsEqualTheReference) {
+// Every fast dot product this CPU can run for type t, by name: dot_fn picks one, the tests check all.
+std::vector<std::pair<const char*, DotFn>> fast_dots(WType t) {
+  const CpuFeatures& cpu = cpu_features();
+  std::vector<std::pair<const char*, DotFn>> out;
+  if (!(cpu.avx2 && cpu.fma && cpu.f16c)) return out;
+  switch (t) {
+    case WType::Q8_0: out.emplace_back("avx2", avx2::dot_q8_0); break;
+    case WType::Q4_0: out.emplace_back("avx2", avx2::dot_q4_0); break;
+    case WType::Q4_K: out.emplace_back("avx2", avx2::dot_q4_k); break;
+    case WType::Q5_K: out.emplace_back("avx2", avx2::dot_q5_k); break;
+    case WType::Q6_K: out.emplace_back("avx2", avx2::dot_q6_k); break;
+    default: break;
+  }
+  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q8_0) out.emplace_back("vnni", vnni::dot_q8_0);
+  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q4_0) out.emplace_back("vnni", vnni::dot_q4_0);
+  return out;
+}
+
+TEST(Quant, FastDotsEqualTheReference) {
   if (!cpu_features().avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference path runs";
   for (WType t : kQuantTypes) {
-    // For 32-element blocks also lengths that leave 1, 2 and 3 blocks after the kernels' groups of 8.
+    // For 32-element blocks also lengths that leave 1, 2 and 3 blocks after the kernels' groups of 8
+    // and an odd block after their pairs.
     const auto lengths = wtype_info(t).block == 32 ? std::vector<int64_t>{32, 96, 256, 608, 768, 4096}
                                                    : std::vector<int64_t>{256, 768, 4096};
     for (int64_t n : lengths) {
@@ -135,8 +154,8 @@ TEST(Quant, Avx2DotsEqualTheReference) {
       std::vector<uint8_t> act(act_row_bytes(t, n) + 1);
       quantize_activation(t, x.data(), act.data() + 1, n);
       const float ref = reference_dot_fn(t)(w.data() + 1, act.data() + 1, n);
-      const float fast = dot_fn(t)(w.data() + 1, act.data() + 1, n);
-      EXPECT_NEAR(fast, ref, 1e-5 * std::fabs(ref) + 1e-4) << wtype_name(t) << " n=" << n;
+      for (const auto& [name, dot] : fast_dots(t))
+        EXPECT_NEAR(dot(w.data() + 1, act.data() + 1, n), ref, 1e-5 * std::fabs(ref) + 1e-4) << wtype_name(t) << " " << name << " n=" << n;
     }
   }
 }

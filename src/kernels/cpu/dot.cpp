@@ -26,7 +26,7 @@ size_t row_bytes(WType t, int64_t n) {
 size_t act_row_bytes(WType t, int64_t n) {
   switch (wtype_info(t).act) {
     case ActType::F32: return 0;
-    case ActType::Q8_0: return static_cast<size_t>(n / kQK) * sizeof(BlockQ8_0);
+    case ActType::Q8_0: return static_cast<size_t>(n / kQK) * (sizeof(BlockQ8_0) + 2 * sizeof(float));
     case ActType::Q8_K: return static_cast<size_t>(n / kQKK) * sizeof(BlockQ8_K);
   }
   return 0;
@@ -35,7 +35,21 @@ size_t act_row_bytes(WType t, int64_t n) {
 void quantize_activation(WType t, const float* x, void* out, int64_t n) {
   switch (wtype_info(t).act) {
     case ActType::F32: break;
-    case ActType::Q8_0: reference::quantize_q8_0(x, static_cast<BlockQ8_0*>(out), n); break;
+    case ActType::Q8_0: {
+      auto* blocks = static_cast<BlockQ8_0*>(out);
+      reference::quantize_q8_0(x, blocks, n);
+      // The trailer (see dot.h): per block its scale as a float and its scaled sum.
+      const int64_t nb = n / kQK;
+      auto* trailer = reinterpret_cast<uint8_t*>(blocks + nb);
+      for (int64_t i = 0; i < nb; ++i) {
+        int sum = 0;
+        for (int8_t q : blocks[i].qs) sum += q;
+        const float d = f16_to_f32(blocks[i].d), ds = d * static_cast<float>(sum);
+        std::memcpy(trailer + static_cast<size_t>(i) * sizeof(float), &d, sizeof(float));
+        std::memcpy(trailer + static_cast<size_t>(nb + i) * sizeof(float), &ds, sizeof(float));
+      }
+      break;
+    }
     case ActType::Q8_K: reference::quantize_q8_k(x, static_cast<BlockQ8_K*>(out), n); break;
   }
 }
@@ -92,6 +106,10 @@ DotFn reference_dot_fn(WType t) {
 
 DotFn dot_fn(WType t) {
   const CpuFeatures& cpu = cpu_features();
+  if (cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512vnni) {
+    if (t == WType::Q8_0) return vnni::dot_q8_0;
+    if (t == WType::Q4_0) return vnni::dot_q4_0;
+  }
   if (cpu.avx2 && cpu.fma && cpu.f16c) {
     switch (t) {
       case WType::F32: return avx2::dot_f32;

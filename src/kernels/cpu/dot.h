@@ -23,7 +23,9 @@ const WTypeInfo& wtype_info(WType t);
 inline const char* wtype_name(WType t) { return wtype_info(t).name; }
 // Bytes of a row of n elements (n a multiple of the block size).
 size_t row_bytes(WType t, int64_t n);
-// Bytes of a row of n activations in the format weights of type t take.
+// Bytes of a row of n activations in the format weights of type t take. A Q8_0 activation row is n/32
+// BlockQ8_0 blocks followed by a trailer of two float arrays, each block's scale and its scale times
+// the sum of its quants: what the VNNI kernels take once per row instead of once per weight row.
 size_t act_row_bytes(WType t, int64_t n);
 
 // Writes the activation row x (n floats) in the format weights of type t take; for float types the

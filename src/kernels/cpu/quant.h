@@ -99,4 +99,9 @@ float dot_q5_k(const void* w, const void* x, int64_t n);
 float dot_q6_k(const void* w, const void* x, int64_t n);
 }  // namespace avx2
 
+namespace vnni {  // AVX-512 VL + VNNI on 256-bit vectors; x with its trailer (see act_row_bytes)
+float dot_q8_0(const void* w, const void* x, int64_t n);
+float dot_q4_0(const void* w, const void* x, int64_t n);
+}  // namespace vnni
+
 }  // namespace longqa::kernels

@@ -14,6 +14,8 @@ namespace {
 
 using simd::hsum;
 using simd::hsum_i32;
+using simd::lane;
+using simd::scales8;
 
 // Every cache line of one block, simd::kPrefetchBytes ahead.
 template <typename Block>
@@ -34,21 +36,6 @@ inline __m256i dot_u8_i8_pairs(__m256i u, __m256i s) { return _mm256_maddubs_epi
 
 // F16C's hardware conversion: the scalar bit-twiddling version costs more than a block's dot.
 inline float f16(uint16_t h) { return _cvtsh_ss(h); }
-
-// The F16 scales of 8 consecutive blocks (the first field of each, `Block` bytes apart) as 8 floats:
-// one gather and one conversion, where one block at a time costs a scalar load and conversion each.
-template <typename Block>
-inline __m256 scales8(const Block* b) {
-  static_assert(offsetof(Block, d) == 0);
-  constexpr int s = sizeof(Block);
-  const __m256i dwords = _mm256_i32gather_epi32(reinterpret_cast<const int*>(b), _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s), 1);
-  // The low half of each dword, packed into the low 128 bits.
-  const __m256i halves = _mm256_shuffle_epi8(dwords, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
-                                                                      0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
-  return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(halves, 0x08)));
-}
-
-inline __m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)); }
 
 }  // namespace
 

@@ -33,6 +33,22 @@ inline int hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// The F16 scales of 8 consecutive blocks (the first field of each, `Block` bytes apart) as 8 floats:
+// one gather and one conversion, where one block at a time costs a scalar load and conversion each.
+template <typename Block>
+inline __m256 scales8(const Block* b) {
+  static_assert(offsetof(Block, d) == 0);
+  constexpr int s = sizeof(Block);
+  const __m256i dwords = _mm256_i32gather_epi32(reinterpret_cast<const int*>(b), _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s), 1);
+  // The low half of each dword, packed into the low 128 bits.
+  const __m256i halves = _mm256_shuffle_epi8(dwords, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                      0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(halves, 0x08)));
+}
+
+// Lane k of v in every lane.
+inline __m256 lane(__m256 v, int k) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k)); }
+
 inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
 inline __m256 load_bf16(const uint16_t* p) {

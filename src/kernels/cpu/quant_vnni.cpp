@@ -1,0 +1,89 @@
+// AVX-512 VNNI (on 256-bit vectors, AVX-512 VL) dot product of Q4_0 weights with Q8_0 activations.
+// Q4_0's levels 0..15 are unsigned already, so one vpdpbusd multiplies them with the signed
+// activation bytes, where AVX2 needs a subtraction, two sign operations, maddubs and madd; the levels'
+// +8 offset becomes 8 * sum_b d_w d_x sum(x_q), taken from the activation row's trailer of scaled
+// block sums (computed once per row, see act_row_bytes). That frees the multiply ports, which bound
+// this loop (decode of Q4_0 models is compute-bound, see BENCHMARKS.md). Same integer sums as the
+// scalar reference; the float sums run in another order. Compiled with AVX-512 VL/VNNI and entered
+// only after the run-time CPU check (see dot.cpp).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/cpu/quant.h"
+#include "kernels/cpu/simd_avx2.h"
+
+namespace longqa::kernels::vnni {
+
+float dot_q8_0(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ8_0*>(w);
+  const auto* b = static_cast<const BlockQ8_0*>(x);
+  const int64_t nb = n / kQK;
+  const auto* trailer = reinterpret_cast<const float*>(b + nb);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  // (q + 128) . x_q per block: the weights made unsigned by flipping their sign bit.
+  auto dot = [&](int64_t i) {
+    const __m256i levels = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs)), flip);
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))));
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float offset = 0;
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    simd::prefetch(a + i, 2 * sizeof(BlockQ8_0));
+    float dx[2], sx[2];
+    std::memcpy(dx, trailer + i, sizeof dx);
+    std::memcpy(sx, trailer + nb + i, sizeof sx);
+    const float dw0 = _cvtsh_ss(a[i].d), dw1 = _cvtsh_ss(a[i + 1].d);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * dx[0]), dot(i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * dx[1]), dot(i + 1), acc1);
+    offset += dw0 * sx[0] + dw1 * sx[1];
+  }
+  if (i < nb) {
+    float dx, sx;
+    std::memcpy(&dx, trailer + i, sizeof(float));
+    std::memcpy(&sx, trailer + nb + i, sizeof(float));
+    const float dw = _cvtsh_ss(a[i].d);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), dot(i), acc0);
+    offset += dw * sx;
+  }
+  return simd::hsum(_mm256_add_ps(acc0, acc1)) - 128 * offset;
+}
+
+float dot_q4_0(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ4_0*>(w);
+  const auto* b = static_cast<const BlockQ8_0*>(x);
+  const int64_t nb = n / kQK;
+  const auto* trailer = reinterpret_cast<const float*>(b + nb);  // d_x[nb], then d_x sum(x_q)[nb]; may be unaligned
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  // Levels of block i (low nibbles are elements 0..15, high nibbles 16..31) times its activations.
+  auto dot = [&](int64_t i) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs));
+    const __m256i levels = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))));
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= nb; i += 8) {
+    simd::prefetch(a + i, 8 * sizeof(BlockQ4_0));
+    const __m256 dw = simd::scales8(a + i);
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i));
+    offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(trailer + nb + i), offset);
+    for (int k = 0; k < 8; k += 2) {
+      acc0 = _mm256_fmadd_ps(simd::lane(scale, k), dot(i + k), acc0);
+      acc1 = _mm256_fmadd_ps(simd::lane(scale, k + 1), dot(i + k + 1), acc1);
+    }
+  }
+  float tail = 0, tail_offset = 0;
+  for (; i < nb; ++i) {
+    float dx, sx;
+    std::memcpy(&dx, trailer + i, sizeof(float));
+    std::memcpy(&sx, trailer + nb + i, sizeof(float));
+    const float dw = _cvtsh_ss(a[i].d);
+    tail += dw * dx * simd::hsum(dot(i));
+    tail_offset += dw * sx;
+  }
+  return simd::hsum(_mm256_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
+}
+
+}  // namespace longqa::kernels::vnni
