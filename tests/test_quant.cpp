@@ -12,6 +12,7 @@
 #include "kernels/cpu/gemm_q.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant.h"
+#include "test_util.h"
 #include "util/fp16.h"
 
 namespace longqa::kernels {
@@ -224,14 +225,9 @@ TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
         gemm_q(m, x.data(), tokens, y.data(), 2, scratch, kernel);
         for (int64_t tk = 0; tk < tokens; ++tk)
           for (int64_t r = 0; r < rows; ++r) {
-            double exact = 0, magnitude = 0;
-            for (int64_t c = 0; c < cols; ++c) {
-              const double p = static_cast<double>(wf[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(tk * cols + c)];
-              exact += p;
-              magnitude += std::fabs(p);
-            }
+            const test::ExactDot e = test::exact_dot(wf.data() + r * cols, x.data() + tk * cols, cols);
             // Only the activations' 8-bit rounding separates the two.
-            ASSERT_NEAR(y[static_cast<size_t>(tk * rows + r)], exact, 3e-3 * magnitude)
+            ASSERT_NEAR(y[static_cast<size_t>(tk * rows + r)], e.value, 3e-3 * e.magnitude)
                 << wtype_name(t) << (kernel == GemmKernel::Amx ? " amx" : " vnni") << " row " << r << " token " << tk;
           }
       }

@@ -1,5 +1,5 @@
 // Shared helpers for the test suite: paths of the vendored fixtures, JSON loading, scratch
-// directories, and running the longqa binary.
+// directories, running the longqa binary, and exact dot products to bound kernels' errors by.
 #pragma once
 
 #include <sys/wait.h>
@@ -29,6 +29,20 @@ inline const nlohmann::json& ref() {
 inline nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
+}
+
+// w . x over n elements in double, and sum |w_i x_i|: kernels' errors are bounded relative to the latter.
+struct ExactDot {
+  double value = 0, magnitude = 0;
+};
+inline ExactDot exact_dot(const float* w, const float* x, int64_t n) {
+  ExactDot d;
+  for (int64_t i = 0; i < n; ++i) {
+    const double p = static_cast<double>(w[i]) * x[i];
+    d.value += p;
+    d.magnitude += p < 0 ? -p : p;
+  }
+  return d;
 }
 
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
