@@ -96,6 +96,9 @@ void pad_rows(PackedRows& p, int64_t rows, int64_t tile) {
 // group of K, group / 4 rows of (16 tokens x 4 consecutive levels), with its scale per block and its
 // sum per group beside it. Tokens past the end are zeros, and their results are dropped.
 void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
+  // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, they multiply
+  // the signed activations directly (tdpbssd) with no offset term.
+  const uint8_t centre = w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
   // Every type but Q6_K has one scale and offset per 32-element block (unpack_row repeats it).
   const int group = w.type == WType::Q6_K ? 16 : 32;
   const int64_t blocks = w.cols / 32, groups = w.cols / group, token_tiles = (n_tokens + 15) / 16;
@@ -129,14 +132,12 @@ void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
         for (int64_t g = 0; g < groups; ++g, to += group * 16, from += group)
           for (int c = 0; c < group / 4; ++c) std::memcpy(to + c * 64, from + c * 4, 4);  // 4 consecutive levels stay together
         for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = d[static_cast<size_t>(b)];
-        for (int64_t g = 0; g < groups; ++g)
-          sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
-              group == 16 ? half_sums[static_cast<size_t>(g)] : half_sums[static_cast<size_t>(2 * g)] + half_sums[static_cast<size_t>(2 * g + 1)];
+        if (!centre)  // the sums serve only the offset term, which centred levels do not have
+          for (int64_t g = 0; g < groups; ++g)
+            sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
+                group == 16 ? half_sums[static_cast<size_t>(g)] : half_sums[static_cast<size_t>(2 * g)] + half_sums[static_cast<size_t>(2 * g + 1)];
       }
   }
-  // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, they multiply
-  // the signed activations directly (tdpbssd) with no offset term.
-  const uint8_t centre = w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
   const int64_t row_tiles = (w.rows + 15) / 16;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
   {

@@ -15,6 +15,16 @@
 #include "kernels/cpu/simd_avx2.h"
 
 namespace longqa::kernels::vnni {
+namespace {
+
+// Element i of a float array in the activation row's trailer, which need not be 4-byte aligned.
+inline float trailer_at(const float* trailer, int64_t i) {
+  float v;
+  std::memcpy(&v, trailer + i, sizeof v);
+  return v;
+}
+
+}  // namespace
 
 float dot_q8_0(const void* w, const void* x, int64_t n) {
   const auto* a = static_cast<const BlockQ8_0*>(w);
@@ -29,25 +39,19 @@ float dot_q8_0(const void* w, const void* x, int64_t n) {
   };
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   float offset = 0;
+  // Block i into acc, its offset into `offset`.
+  auto block = [&](int64_t i, __m256& acc) {
+    const float dw = _cvtsh_ss(a[i].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * trailer_at(trailer, i)), dot(i), acc);
+    offset += dw * trailer_at(trailer, nb + i);
+  };
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
     simd::prefetch(a + i, 2 * sizeof(BlockQ8_0));
-    float dx[2], sx[2];
-    std::memcpy(dx, trailer + i, sizeof dx);
-    std::memcpy(sx, trailer + nb + i, sizeof sx);
-    const float dw0 = _cvtsh_ss(a[i].d), dw1 = _cvtsh_ss(a[i + 1].d);
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * dx[0]), dot(i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * dx[1]), dot(i + 1), acc1);
-    offset += dw0 * sx[0] + dw1 * sx[1];
+    block(i, acc0);
+    block(i + 1, acc1);
   }
-  if (i < nb) {
-    float dx, sx;
-    std::memcpy(&dx, trailer + i, sizeof(float));
-    std::memcpy(&sx, trailer + nb + i, sizeof(float));
-    const float dw = _cvtsh_ss(a[i].d);
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), dot(i), acc0);
-    offset += dw * sx;
-  }
+  if (i < nb) block(i, acc0);
   return simd::hsum(_mm256_add_ps(acc0, acc1)) - 128 * offset;
 }
 
@@ -77,12 +81,9 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   }
   float tail = 0, tail_offset = 0;
   for (; i < nb; ++i) {
-    float dx, sx;
-    std::memcpy(&dx, trailer + i, sizeof(float));
-    std::memcpy(&sx, trailer + nb + i, sizeof(float));
     const float dw = _cvtsh_ss(a[i].d);
-    tail += dw * dx * simd::hsum(dot(i));
-    tail_offset += dw * sx;
+    tail += dw * trailer_at(trailer, i) * simd::hsum(dot(i));
+    tail_offset += dw * trailer_at(trailer, nb + i);
   }
   return simd::hsum(_mm256_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
 }
