@@ -3,6 +3,7 @@
 // a small model memorising a batch, and an interrupted run resuming to the same weights.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -77,8 +78,12 @@ TEST(TrainOps, LinearBackwardMatchesFiniteDifferences) {
 
 // The tiled products against their definition in doubles, at sizes with partial row and column tiles
 // and a depth (601 tokens, for dw) beyond one slice; dx and dw accumulate into what they hold.
-TEST(TrainOps, LinearProductsMatchTheirDefinition) {
-  const int64_t n = 601, in = 45, out = 70;
+// Shapes with partial tiles only, and with whole ones, several depth slices and column panels.
+class LinearProducts : public ::testing::TestWithParam<std::array<int64_t, 3>> {};
+INSTANTIATE_TEST_SUITE_P(TrainOps, LinearProducts, ::testing::Values(std::array<int64_t, 3>{601, 45, 70}, std::array<int64_t, 3>{300, 130, 600}));
+
+TEST_P(LinearProducts, MatchTheirDefinition) {
+  const auto [n, in, out] = GetParam();
   const auto x = random_vector(n * in, 41), w = random_vector(out * in, 42), dy = random_vector(n * out, 43);
   std::vector<float> y(n * out, 9.0f), dx(x.size(), 0.5f), dw(w.size(), -0.5f), scratch;
   linear_forward(x.data(), w.data(), y.data(), n, in, out, 2, scratch);
@@ -189,6 +194,7 @@ TEST(TrainOps, PackedSamplesAttendOnlyWithinThemselves) {
 // tiles and partial row groups, with grouped heads, several sequences and packed samples; the largest
 // error relative to the largest value of each output.
 TEST(TrainOps, TiledAttentionMatchesTheReference) {
+  for (const int64_t head_dim : {24, 64})  // 64: the register-blocked tile paths
   for (const int64_t t : {1, 5, 64, 150}) {
     std::vector<int32_t> first(static_cast<size_t>(2 * t));
     for (int64_t i = 0; i < t; ++i) {
@@ -196,8 +202,8 @@ TEST(TrainOps, TiledAttentionMatchesTheReference) {
       first[static_cast<size_t>(t + i)] = 0;
     }
     for (const int32_t* segments : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(first.data())}) {
-      SCOPED_TRACE("t " + std::to_string(t) + (segments ? ", packed" : ""));
-      AttentionCase fast({2, t, 6, 2, 24, segments}, 31);
+      SCOPED_TRACE("head_dim " + std::to_string(head_dim) + ", t " + std::to_string(t) + (segments ? ", packed" : ""));
+      AttentionCase fast({2, t, 6, 2, head_dim, segments}, 31);
       fast.forward();
       std::vector<float> out(fast.out.size()), lse(fast.lse.size());
       attention_forward_reference(fast.q.data(), fast.k.data(), fast.v.data(), out.data(), lse.data(), fast.s);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "train/vector_clones.h"
@@ -16,21 +17,6 @@ namespace {
 constexpr int64_t kKeys = 64;  // keys per tile
 constexpr int64_t kRows = 4;   // query rows per pass over a tile (the tile kernels below are written for 4)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// exp inside vectorised loops (glibc's expf vectorises only under -ffast-math): Cody-Waite reduction
-// and Cephes' degree-5 polynomial, relative error below 2e-7; inputs clamped to [-87, 88].
-inline float exp_approx(float x) {
-  x = std::clamp(x, -87.0f, 88.0f);
-  const float n = std::floor(x * 1.44269504f + 0.5f);
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  return (p * r * r + r + 1.0f) * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-}
 
 // y[r] += c[r] x for four rows: each load of x feeds four products. Inlined into the callers' clones.
 inline void axpy_rows(const float (&c)[kRows], const float* x, float* const* y, int64_t n) {
@@ -44,21 +30,109 @@ inline void axpy_rows(const float (&c)[kRows], const float* x, float* const* y, 
   }
 }
 
+using v16 = float __attribute__((vector_size(64)));  // an AVX-512 register; two AVX2 ones
+constexpr int64_t kVecs = kKeys / 16;                // a tile row of keys, or 64 elements of a head, in registers
+[[gnu::always_inline]] inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline void add16(float* p, v16 v) {
+  v += load16(p);
+  std::memcpy(p, &v, sizeof v);
+}
+
+using i16 = int32_t __attribute__((vector_size(64)));
+
+// exp on 16 lanes, inlined into the callers' clones (glibc's expf vectorises only under -ffast-math): Cody-Waite reduction and Cephes'
+// degree-5 polynomial, relative error below 2e-7; inputs clamped to [-87, 88].
+[[gnu::always_inline]] inline v16 exp16(v16 x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const v16 t = x * 1.44269504f + 0.5f;
+  i16 n = __builtin_convertvector(t, i16);          // truncates: one less where t is negative and not whole
+  n += __builtin_convertvector(n, v16) > t;          // true is -1
+  const v16 nf = __builtin_convertvector(n, v16);
+  const v16 r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+  v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  v16 two_n;
+  const i16 bits = (n + 127) << 23;
+  std::memcpy(&two_n, &bits, sizeof two_n);
+  return (p * r * r + r + 1.0f) * two_n;
+}
+
+// Lanes j0 .. j0 + 15 that lie in [lo, hi].
+[[gnu::always_inline]] inline i16 lanes_in(int64_t j0, int64_t lo, int64_t hi) {
+  constexpr i16 kIota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const i16 j = kIota + static_cast<int32_t>(j0);
+  return (j >= static_cast<int32_t>(lo)) & (j <= static_cast<int32_t>(hi));
+}
+
 // s[r][j] = a[r] . bt[:, j] for four rows and the n columns of a tile stored transposed (bt[d * stride
-// + j]): the key index runs across SIMD lanes, with no horizontal sums.
+// + j]): the key index runs across SIMD lanes, with no horizontal sums. A whole tile keeps its 4 x 64
+// sums in registers over d; a partial one (the last of a causal row) goes through memory.
 LONGQA_VECTOR_CLONES void tile_dots(const float* const* a, const float* bt, int64_t stride, int64_t hd, int64_t n, float* s) {
+  if (n == kKeys) {
+    v16 acc[kRows][kVecs] = {};
+    for (int64_t d = 0; d < hd; ++d) {
+      v16 b[kVecs];
+      for (int64_t v = 0; v < kVecs; ++v) b[v] = load16(bt + d * stride + 16 * v);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const float ar = a[r][d];
+        for (int64_t v = 0; v < kVecs; ++v) acc[r][v] += ar * b[v];
+      }
+    }
+    for (int64_t r = 0; r < kRows; ++r)
+      for (int64_t v = 0; v < kVecs; ++v) std::memcpy(s + r * kKeys + 16 * v, &acc[r][v], sizeof(v16));
+    return;
+  }
   float* const rows[kRows] = {s, s + kKeys, s + 2 * kKeys, s + 3 * kKeys};
   std::fill(s, s + kRows * kKeys, 0.0f);
   for (int64_t d = 0; d < hd; ++d) axpy_rows({a[0][d], a[1][d], a[2][d], a[3][d]}, bt + d * stride, rows, n);
 }
 
-// o[r] += sum_j p[r][j] x[j] for four rows, x[j] at x + j * stride.
+// o[r] += sum_j p[r][j] x[j] for four rows, x[j] at x + j * stride. Heads of a multiple of 64 keep each
+// 64-element slice of the four sums in registers over the tile.
 LONGQA_VECTOR_CLONES void tile_mix(const float* p, const float* x, int64_t stride, int64_t hd, int64_t n, float* const* o) {
+  if (hd % (16 * kVecs) == 0) {
+    for (int64_t d0 = 0; d0 < hd; d0 += 16 * kVecs) {
+      v16 acc[kRows][kVecs] = {};
+      for (int64_t j = 0; j < n; ++j) {
+        v16 xv[kVecs];
+        for (int64_t v = 0; v < kVecs; ++v) xv[v] = load16(x + j * stride + d0 + 16 * v);
+        for (int64_t r = 0; r < kRows; ++r) {
+          const float pr = p[r * kKeys + j];
+          for (int64_t v = 0; v < kVecs; ++v) acc[r][v] += pr * xv[v];
+        }
+      }
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t v = 0; v < kVecs; ++v) add16(o[r] + d0 + 16 * v, acc[r][v]);
+    }
+    return;
+  }
   for (int64_t j = 0; j < n; ++j) axpy_rows({p[j], p[kKeys + j], p[2 * kKeys + j], p[3 * kKeys + j]}, x + j * stride, o, hd);
 }
 
-// acc[j] += sum_r p[r][j] y[r] for the n rows of a tile's gradient sums (hd floats each).
+// acc[j] += sum_r p[r][j] y[r] for the n rows of a tile's gradient sums (hd floats each). Heads of a
+// multiple of 64 hold each 64-element slice of the four y rows in registers over the tile.
 LONGQA_VECTOR_CLONES void tile_outer(const float* p, const float* const* y, int64_t hd, int64_t n, float* acc) {
+  if (hd % (16 * kVecs) == 0) {
+    for (int64_t d0 = 0; d0 < hd; d0 += 16 * kVecs) {
+      v16 yv[kRows][kVecs];
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t v = 0; v < kVecs; ++v) yv[r][v] = load16(y[r] + d0 + 16 * v);
+      for (int64_t j = 0; j < n; ++j) {
+        const float p0 = p[j], p1 = p[kKeys + j], p2 = p[2 * kKeys + j], p3 = p[3 * kKeys + j];
+        for (int64_t v = 0; v < kVecs; ++v)
+          add16(acc + j * hd + d0 + 16 * v, p0 * yv[0][v] + p1 * yv[1][v] + p2 * yv[2][v] + p3 * yv[3][v]);
+      }
+    }
+    return;
+  }
   const float *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
   for (int64_t j = 0; j < n; ++j) {
     float* aj = acc + j * hd;
@@ -68,26 +142,28 @@ LONGQA_VECTOR_CLONES void tile_outer(const float* p, const float* const* y, int6
   }
 }
 
-// p[j] = exp(scale p[j] - shift) on [lo, hi], 0 elsewhere in [0, n); returns the sum.
+// p[j] = exp(scale p[j] - shift) on [lo, hi], 0 elsewhere in [0, n); returns the sum. p is a tile row
+// (kKeys floats), taken 16 lanes at a time.
 LONGQA_VECTOR_CLONES float exp_row(float* p, int64_t n, int64_t lo, int64_t hi, float scale, float shift) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) {
-    const float e = j >= lo && j <= hi ? exp_approx(scale * p[j] - shift) : 0.0f;
-    p[j] = e;
+  v16 sum = {};
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const v16 e = lanes_in(j0, lo, hi) ? exp16(scale * load16(p + j0) - shift) : v16{};
+    std::memcpy(p + j0, &e, sizeof e);
     sum += e;
   }
-  return sum;
+  float total = 0;
+  for (int i = 0; i < 16; ++i) total += sum[i];
+  return total;
 }
 
 // From scores s and dp = dout . v: s[j] = P = exp(scale s - lse) and dp[j] = dS = P (dp - delta) scale
-// on [lo, hi], 0 elsewhere.
+// on [lo, hi], 0 elsewhere; s and dp are tile rows (kKeys floats).
 LONGQA_VECTOR_CLONES void grad_row(float* s, float* dp, int64_t n, int64_t lo, int64_t hi, float scale, float lse, float delta) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const float p = j >= lo && j <= hi ? exp_approx(scale * s[j] - lse) : 0.0f;
-    s[j] = p;
-    dp[j] = p * (dp[j] - delta) * scale;
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const v16 p = lanes_in(j0, lo, hi) ? exp16(scale * load16(s + j0) - lse) : v16{};
+    const v16 ds = p * (load16(dp + j0) - delta) * scale;
+    std::memcpy(s + j0, &p, sizeof p);
+    std::memcpy(dp + j0, &ds, sizeof ds);
   }
 }
 

@@ -3,8 +3,9 @@
 // recomputes the probabilities tile by tile, so memory grows with T, not T².
 //
 // The fast path works on tiles of 64 keys and 4 query rows, with keys and values transposed once per
-// call so that scores are computed across keys in SIMD lanes; the backward gives each thread whole
-// key tiles (their dk and dv sums stay in L1) and sums dq per thread. The *_reference functions are
+// call so that scores are computed across keys in SIMD lanes, and a tile's 4 x 64 sums held in
+// registers (for heads of a multiple of 64 elements; others go through L1); the backward gives each
+// thread whole key tiles (their dk and dv sums stay in L1) and sums dq per thread. The *_reference functions are
 // the plain per-pair definition the fast path is tested against. All are pure apart from their outputs
 // and `scratch` (grown only when too small) and split their work across `threads`.
 #pragma once

@@ -12,18 +12,18 @@ namespace longqa::train {
 namespace {
 
 using v16 = float __attribute__((vector_size(64)));  // an AVX-512 register; two AVX2 ones
-inline v16 load16(const float* p) {
+[[gnu::always_inline]] inline v16 load16(const float* p) {
   v16 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void add16(float* p, v16 v) {
+[[gnu::always_inline]] inline void add16(float* p, v16 v) {
   v += load16(p);
   std::memcpy(p, &v, sizeof v);
 }
 
-constexpr int64_t kTileRows = 4;   // rows of c per tile
-constexpr int64_t kTileCols = 32;  // columns of c per tile: 4 x 32 sums stay in registers over the depth
+constexpr int64_t kTileRows = 6;   // rows of c per tile
+constexpr int64_t kTileCols = 64;  // columns of c per tile: 6 x 64 sums (24 registers) stay in registers over the depth
 
 // c[r][j] += sum_k a[r][k] b[k][j] for r < rows (at most kTileRows), k < depth, j < cols, where a's
 // element (r, k) is at a[r * a_row + k * a_col] (so a may be a transposed view), b is row-major with
@@ -32,22 +32,23 @@ LONGQA_VECTOR_CLONES void gemm_tile(const float* a, int64_t a_row, int64_t a_col
                                     int64_t ldc, int64_t rows, int64_t depth, int64_t cols) {
   const float* ar[kTileRows];
   for (int64_t r = 0; r < kTileRows; ++r) ar[r] = a + std::min(r, rows - 1) * a_row;  // missing rows repeat the last
+  constexpr int64_t kVecs = kTileCols / 16;
   int64_t j = 0;
   for (; j + kTileCols <= cols; j += kTileCols) {
-    v16 acc[kTileRows][2] = {};
+    v16 acc[kTileRows][kVecs] = {};
     for (int64_t k = 0; k < depth; ++k) {
-      const v16 b0 = load16(b + k * ldb + j), b1 = load16(b + k * ldb + j + 16);
-#pragma GCC unroll 8
+      v16 bv[kVecs];
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < kVecs; ++v) bv[v] = load16(b + k * ldb + j + 16 * v);
+#pragma GCC unroll 16
       for (int64_t r = 0; r < kTileRows; ++r) {
         const float av = ar[r][k * a_col];
-        acc[r][0] += av * b0;
-        acc[r][1] += av * b1;
+#pragma GCC unroll 4
+        for (int64_t v = 0; v < kVecs; ++v) acc[r][v] += av * bv[v];
       }
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      add16(c + r * ldc + j, acc[r][0]);
-      add16(c + r * ldc + j + 16, acc[r][1]);
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t v = 0; v < kVecs; ++v) add16(c + r * ldc + j + 16 * v, acc[r][v]);
   }
   if (j == cols) return;
   for (int64_t r = 0; r < rows; ++r)
@@ -60,19 +61,20 @@ LONGQA_VECTOR_CLONES void gemm_tile(const float* a, int64_t a_row, int64_t a_col
     }
 }
 
-// c [m x n] += a [m x depth] b [depth x n], in tiles split across threads; depth is taken in slices so
-// that the slice of b every tile reads stays in L2.
+// c [m x n] += a [m x depth] b [depth x n], in tiles split across threads; depth and columns are taken
+// in panels of b that every tile reads from L2 (the output matrix's 4,096 columns do not fit whole).
 void gemm(const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
           int64_t depth, int64_t n, int threads) {
-  constexpr int64_t kSlice = 512;
+  constexpr int64_t kSlice = 256, kPanel = 512;  // a 256 x 512 panel of b (512 KiB) stays in L2
 #pragma omp parallel num_threads(threads)
-  for (int64_t k0 = 0; k0 < depth; k0 += kSlice) {
-    const int64_t kd = std::min(kSlice, depth - k0);
+  for (int64_t k0 = 0; k0 < depth; k0 += kSlice)
+    for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
+      const int64_t kd = std::min(kSlice, depth - k0), nj = std::min(kPanel, n - j0);
 #pragma omp for schedule(static)
-    for (int64_t r0 = 0; r0 < m; r0 += kTileRows)
-      gemm_tile(a + r0 * a_row + k0 * a_col, a_row, a_col, b + k0 * ldb, ldb, c + r0 * ldc, ldc, std::min(kTileRows, m - r0), kd,
-                n);
-  }
+      for (int64_t r0 = 0; r0 < m; r0 += kTileRows)
+        gemm_tile(a + r0 * a_row + k0 * a_col, a_row, a_col, b + k0 * ldb + j0, ldb, c + r0 * ldc + j0, ldc,
+                  std::min(kTileRows, m - r0), kd, nj);
+    }
 }
 
 }  // namespace
