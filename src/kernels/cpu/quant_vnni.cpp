@@ -1,5 +1,5 @@
 // AVX-512 VNNI (on 256-bit vectors, AVX-512 VL) dot products of Q8_0 and Q4_0 weights with Q8_0
-// activations. Q4_0's levels 0..15 are unsigned already, and Q8_0's become so by flipping the sign
+// activations, and of Q6_K weights with Q8_K activations. Q4_0's levels 0..15 are unsigned already, and Q8_0's become so by flipping the sign
 // bit (q + 128), so one vpdpbusd multiplies a block with the signed activation bytes, where AVX2
 // needs two sign operations, maddubs and madd (and a subtraction for Q4_0). The offset this leaves,
 // 8 or 128 times sum_b d_w d_x sum(x_q), comes from the activation row's trailer of scaled block
@@ -86,6 +86,47 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
     tail_offset += dw * trailer_at(trailer, nb + i);
   }
   return simd::hsum(_mm256_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
+}
+
+float dot_q6_k(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ6_K*>(w);
+  const auto* b = static_cast<const BlockQ8_K*>(x);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  // Spreads a dword holding two int16 scales (groups g, g + 1) over the low and the high 16 bytes.
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    simd::prefetch(a + i, sizeof(BlockQ6_K));
+    alignas(32) int16_t scales[16];
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].scales)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(scales), s16);
+    // The levels carry a +32 offset: the sums start at -32 * scale * (sum of x quants), group by group.
+    __m256i sums = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                    _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].bsums))), 5));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].ql + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].ql + 64 * h + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qh + 32 * h));
+      // Unsigned levels 0..63 of elements h*128 + [0,32), [32,64), [64,96), [96,128): the high two bits
+      // moved to bits 4 and 5 by one shift and a mask each.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(hb, bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
+      };
+      for (int k = 0; k < 4; ++k) {
+        const int e = 128 * h + 32 * k;  // first element; groups e/16 and e/16 + 1
+        int32_t pair;
+        std::memcpy(&pair, scales + e / 16, sizeof pair);
+        const __m256i scale = _mm256_shuffle_epi8(_mm256_set1_epi32(pair), spread);
+        const __m256i x_q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + e));
+        sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(q[k], x_q), scale);
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * _cvtsh_ss(a[i].d)), _mm256_cvtepi32_ps(sums), acc);
+  }
+  return simd::hsum(acc);
 }
 
 }  // namespace longqa::kernels::vnni
