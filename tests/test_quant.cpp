@@ -138,6 +138,8 @@ std::vector<std::pair<const char*, DotFn>> fast_dots(WType t) {
   }
   if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q8_0) out.emplace_back("vnni", vnni::dot_q8_0);
   if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q4_0) out.emplace_back("vnni", vnni::dot_q4_0);
+  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q4_K) out.emplace_back("vnni", vnni::dot_q4_k);
+  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q5_K) out.emplace_back("vnni", vnni::dot_q5_k);
   if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q6_K) out.emplace_back("vnni", vnni::dot_q6_k);
   return out;
 }

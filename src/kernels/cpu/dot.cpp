@@ -109,6 +109,8 @@ DotFn dot_fn(WType t) {
   if (cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512vnni) {
     if (t == WType::Q8_0) return vnni::dot_q8_0;
     if (t == WType::Q4_0) return vnni::dot_q4_0;
+    if (t == WType::Q4_K) return vnni::dot_q4_k;
+    if (t == WType::Q5_K) return vnni::dot_q5_k;
     if (t == WType::Q6_K) return vnni::dot_q6_k;
   }
   if (cpu.avx2 && cpu.fma && cpu.f16c) {

@@ -1,5 +1,5 @@
 // AVX-512 VNNI (on 256-bit vectors, AVX-512 VL) dot products of Q8_0 and Q4_0 weights with Q8_0
-// activations, and of Q6_K weights with Q8_K activations. Q4_0's levels 0..15 are unsigned already, and Q8_0's become so by flipping the sign
+// activations, and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K activations. Q4_0's levels 0..15 are unsigned already, and Q8_0's become so by flipping the sign
 // bit (q + 128), so one vpdpbusd multiplies a block with the signed activation bytes, where AVX2
 // needs two sign operations, maddubs and madd (and a subtraction for Q4_0). The offset this leaves,
 // 8 or 128 times sum_b d_w d_x sum(x_q), comes from the activation row's trailer of scaled block
@@ -86,6 +86,74 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
     tail_offset += dw * trailer_at(trailer, nb + i);
   }
   return simd::hsum(_mm256_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
+}
+
+namespace {
+
+// One Q4_K/Q5_K super-block times its Q8_K activations, added to acc: levels(c, lo, hi) gives the
+// unsigned levels of sub-blocks 2c and 2c + 1. The 6-bit scales and mins are unpacked four at a time
+// in 32-bit words, and each is held twice in a dword of int16s, so that one broadcast makes a
+// sub-block's scale vector for vpdpwssd; the mins meet the activation's block sums in one madd.
+template <typename Levels>
+inline __m256 dot_k_affine(const uint8_t* scales_field, uint16_t d, uint16_t dmin, const BlockQ8_K& xb, __m256 acc, Levels levels) {
+  uint32_t f[3];
+  std::memcpy(f, scales_field, sizeof f);
+  const uint32_t scales[2] = {f[0] & 0x3f3f3f3f, (f[2] & 0x0f0f0f0f) | ((f[0] >> 2) & 0x30303030)};
+  const uint32_t mins[2] = {f[1] & 0x3f3f3f3f, ((f[2] >> 4) & 0x0f0f0f0f) | ((f[1] >> 2) & 0x30303030)};
+  const __m128i s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales)));
+  const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+  alignas(32) int32_t scale_pairs[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(scale_pairs), _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16)));
+  const __m256i min_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+  __m256i sums = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {
+    __m256i lo, hi;
+    levels(c, lo, hi);
+    const auto* x_q = reinterpret_cast<const __m256i*>(xb.qs + 64 * c);
+    sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(lo, _mm256_loadu_si256(x_q)), _mm256_set1_epi32(scale_pairs[2 * c]));
+    sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(hi, _mm256_loadu_si256(x_q + 1)), _mm256_set1_epi32(scale_pairs[2 * c + 1]));
+  }
+  const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), min_pairs);
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(xb.d * _cvtsh_ss(d)), _mm256_cvtepi32_ps(sums), acc);
+  return _mm256_fnmadd_ps(_mm256_set1_ps(xb.d * _cvtsh_ss(dmin)), _mm256_cvtepi32_ps(min_sums), acc);
+}
+
+}  // namespace
+
+float dot_q4_k(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ4_K*>(w);
+  const auto* b = static_cast<const BlockQ8_K*>(x);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    simd::prefetch(a + i, sizeof(BlockQ4_K));
+    acc = dot_k_affine(a[i].scales, a[i].d, a[i].dmin, b[i], acc, [&](int c, __m256i& lo, __m256i& hi) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs + 32 * c));
+      lo = _mm256_and_si256(packed, low4);
+      hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    });
+  }
+  return simd::hsum(acc);
+}
+
+float dot_q5_k(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ5_K*>(w);
+  const auto* b = static_cast<const BlockQ8_K*>(x);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    simd::prefetch(a + i, sizeof(BlockQ5_K));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qh));
+    acc = dot_k_affine(a[i].scales, a[i].d, a[i].dmin, b[i], acc, [&](int c, __m256i& lo, __m256i& hi) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs + 32 * c));
+      // Sub-block s takes bit s of each qh byte as its fifth bit, moved to bit 4 by one shift.
+      const __m256i h_lo = _mm256_and_si256(2 * c <= 4 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4), bit4);
+      const __m256i h_hi = _mm256_and_si256(2 * c + 1 <= 4 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3), bit4);
+      lo = _mm256_or_si256(_mm256_and_si256(packed, low4), h_lo);
+      hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4), h_hi);
+    });
+  }
+  return simd::hsum(acc);
 }
 
 float dot_q6_k(const void* w, const void* x, int64_t n) {
