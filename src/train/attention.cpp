@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,17 +29,7 @@ inline void axpy_rows(const float (&c)[kRows], const float* x, float* const* y, 
   }
 }
 
-using v16 = float __attribute__((vector_size(64)));  // an AVX-512 register; two AVX2 ones
-constexpr int64_t kVecs = kKeys / 16;                // a tile row of keys, or 64 elements of a head, in registers
-[[gnu::always_inline]] inline v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-[[gnu::always_inline]] inline void add16(float* p, v16 v) {
-  v += load16(p);
-  std::memcpy(p, &v, sizeof v);
-}
+constexpr int64_t kVecs = kKeys / 16;  // a tile row of keys, or 64 elements of a head, in registers
 
 using i16 = int32_t __attribute__((vector_size(64)));
 

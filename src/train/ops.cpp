@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "train/vector_clones.h"
@@ -10,17 +9,6 @@
 namespace longqa::train {
 
 namespace {
-
-using v16 = float __attribute__((vector_size(64)));  // an AVX-512 register; two AVX2 ones
-[[gnu::always_inline]] inline v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-[[gnu::always_inline]] inline void add16(float* p, v16 v) {
-  v += load16(p);
-  std::memcpy(p, &v, sizeof v);
-}
 
 constexpr int64_t kTileRows = 6;   // rows of c per tile
 constexpr int64_t kTileCols = 64;  // columns of c per tile: 6 x 64 sums (24 registers) stay in registers over the depth
