@@ -155,6 +155,28 @@ TEST(Ask, ConversationalQueryCarriesEarlierTurns) {
   EXPECT_EQ(c.turns().size(), 4u);
 }
 
+TEST(Ask, RetrievedChunksAreCutToTheContext) {
+  Docs d;
+  const auto model = Model::load(test::model_dir("tiny-chatqa2"));
+  AskOptions o;
+  o.docs = {d.big};
+  o.mode = Mode::Rag;
+  o.k = 6;
+  o.chunk_tokens = 60;
+  o.generation.max_tokens = 4;
+  o.max_context = 330;  // room for the instructions and a few chunks, not six
+  Conversation c(*model, o);
+  const std::string question = "What did the committee say about the budget and the lighthouse keeper's cat?";  // matches every section
+  const Conversation::Prepared p = c.prepare(question);
+  ASSERT_GE(p.citations.size(), 1u);
+  EXPECT_LT(p.citations.size(), 6u);
+  EXPECT_LE(static_cast<int64_t>(p.prompt.ids.size()) + 4, 330);
+  EXPECT_NE(p.reason.find("retrieved chunks fit the context of 330"), std::string::npos) << p.reason;
+  o.max_context = 120;  // not even one chunk
+  Conversation tight(*model, o);
+  EXPECT_THROW(tight.prepare(question), Error);
+}
+
 TEST(Ask, SummariesBeyondTheWindowAreBuiltInParts) {
   Docs d;
   const auto model = Model::load(test::model_dir("tiny-chatqa2"));

@@ -99,7 +99,7 @@ std::string Conversation::retrieval_query(const std::string& question) const {
   return q + "user: " + question;
 }
 
-Conversation::Context Conversation::retrieve(const std::string& question, double& seconds) {
+std::vector<retrieval::SearchResult> Conversation::retrieve(const std::string& question, double& seconds) {
   const auto start = Clock::now();
   if (!index_) {
     // The --doc files, chunked with the model's own tokenizer into a throwaway index.
@@ -130,12 +130,17 @@ Conversation::Context Conversation::retrieve(const std::string& question, double
   s.k = o_.k;
   s.retriever = o_.retriever;
   s.threads = o_.threads;
-  Context c;
-  for (const retrieval::SearchResult& r : index_->search(retrieval_query(question), s)) {
-    c.text += (c.text.empty() ? "" : "\n\n") + r.chunk.text;  // ChatQA: retrieved chunks joined by blank lines
-    c.citations.push_back({r.chunk.doc, r.chunk.page, r.chunk.id});
-  }
+  std::vector<retrieval::SearchResult> found = index_->search(retrieval_query(question), s);
   seconds = seconds_since(start);
+  return found;
+}
+
+Conversation::Context Conversation::joined(const std::vector<retrieval::SearchResult>& chunks, size_t n) {
+  Context c;
+  for (size_t i = 0; i < n; ++i) {
+    c.text += (c.text.empty() ? "" : "\n\n") + chunks[i].chunk.text;  // ChatQA: retrieved chunks joined by blank lines
+    c.citations.push_back({chunks[i].chunk.doc, chunks[i].chunk.page, chunks[i].chunk.id});
+  }
   return c;
 }
 
@@ -173,9 +178,12 @@ Conversation::Prompt Conversation::build_prompt(const std::string& context, cons
   return out;
 }
 
+bool Conversation::fits_with_answer(const Prompt& prompt) const {
+  return static_cast<int64_t>(prompt.ids.size()) + o_.generation.max_tokens <= context_limit();
+}
+
 Conversation::Prompt Conversation::checked(Prompt prompt) const {
-  const int64_t need = static_cast<int64_t>(prompt.ids.size()) + o_.generation.max_tokens;
-  if (need > context_limit())
+  if (!fits_with_answer(prompt))
     throw Error("the prompt of " + std::to_string(prompt.ids.size()) + " tokens and " + std::to_string(o_.generation.max_tokens) +
                 " answer tokens exceed the context of " + std::to_string(context_limit()));
   return prompt;
@@ -296,8 +304,20 @@ Conversation::Prepared Conversation::prepare(const std::string& question) {
     p.prompt = checked(std::move(whole_prompt));
     p.citations = std::move(whole.citations);
   } else if (d.route == Route::Rag) {
-    Context c = retrieve(question, p.retrieval_seconds);
-    p.prompt = checked(build_prompt(c.text, turns));
+    // The best-ranked chunks that fit the context with the answer: a short-context model asked with
+    // the default k gets fewer chunks, and the reason says so; not even the first: the clear error.
+    const std::vector<retrieval::SearchResult> found = retrieve(question, p.retrieval_seconds);
+    size_t n = found.size();
+    Context c = joined(found, n);
+    Prompt prompt = build_prompt(c.text, turns);
+    while (n > 1 && !fits_with_answer(prompt)) {
+      c = joined(found, --n);
+      prompt = build_prompt(c.text, turns);
+    }
+    if (n < found.size())
+      p.reason += "; the best " + std::to_string(n) + " of " + std::to_string(found.size()) + " retrieved chunks fit the context of " +
+                  std::to_string(context_limit()) + " positions";
+    p.prompt = checked(std::move(prompt));
     p.citations = std::move(c.citations);
   }
   return p;

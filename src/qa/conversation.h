@@ -103,10 +103,12 @@ class Conversation {
     std::vector<Citation> citations;
   };
   Context whole_text();
-  Context retrieve(const std::string& question, double& seconds);
+  std::vector<retrieval::SearchResult> retrieve(const std::string& question, double& seconds);  // best first
+  static Context joined(const std::vector<retrieval::SearchResult>& chunks, size_t n);  // the first n
+  bool fits_with_answer(const Prompt& prompt) const;
   std::string retrieval_query(const std::string& question) const;
   Prompt build_prompt(const std::string& context, const std::vector<Turn>& turns) const;
-  Prompt checked(Prompt prompt) const;  // raises Error when prompt + answer exceed the context
+  Prompt checked(Prompt prompt) const;  // raises Error unless fits_with_answer
   int64_t context_limit() const;
   // Prefills (reusing what it can) and generates; the session keeps the prompt, not the answer.
   AskResult answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text);
