@@ -33,8 +33,9 @@ constexpr int64_t kVecs = kKeys / 16;  // a tile row of keys, or 64 elements of 
 
 using i16 = int32_t __attribute__((vector_size(64)));
 
-// exp on 16 lanes, inlined into the callers' clones (glibc's expf vectorises only under -ffast-math): Cody-Waite reduction and Cephes'
-// degree-5 polynomial, relative error below 2e-7; inputs clamped to [-87, 88].
+// exp on 16 lanes, inlined into the callers' clones (glibc's expf vectorises only under -ffast-math):
+// Cody-Waite reduction and Cephes' degree-5 polynomial, relative error below 2e-7; inputs clamped to
+// [-87, 88].
 [[gnu::always_inline]] inline v16 exp16(v16 x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
@@ -76,7 +77,7 @@ LONGQA_VECTOR_CLONES void tile_dots(const float* const* a, const float* bt, int6
       }
     }
     for (int64_t r = 0; r < kRows; ++r)
-      for (int64_t v = 0; v < kVecs; ++v) std::memcpy(s + r * kKeys + 16 * v, &acc[r][v], sizeof(v16));
+      for (int64_t v = 0; v < kVecs; ++v) store16(s + r * kKeys + 16 * v, acc[r][v]);
     return;
   }
   float* const rows[kRows] = {s, s + kKeys, s + 2 * kKeys, s + 3 * kKeys};
@@ -137,7 +138,7 @@ LONGQA_VECTOR_CLONES float exp_row(float* p, int64_t n, int64_t lo, int64_t hi, 
   v16 sum = {};
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     const v16 e = lanes_in(j0, lo, hi) ? exp16(scale * load16(p + j0) - shift) : v16{};
-    std::memcpy(p + j0, &e, sizeof e);
+    store16(p + j0, e);
     sum += e;
   }
   float total = 0;
@@ -151,8 +152,8 @@ LONGQA_VECTOR_CLONES void grad_row(float* s, float* dp, int64_t n, int64_t lo, i
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     const v16 p = lanes_in(j0, lo, hi) ? exp16(scale * load16(s + j0) - lse) : v16{};
     const v16 ds = p * (load16(dp + j0) - delta) * scale;
-    std::memcpy(s + j0, &p, sizeof p);
-    std::memcpy(dp + j0, &ds, sizeof ds);
+    store16(s + j0, p);
+    store16(dp + j0, ds);
   }
 }
 

@@ -11,7 +11,7 @@ namespace longqa::train {
 namespace {
 
 constexpr int64_t kTileRows = 6;   // rows of c per tile
-constexpr int64_t kTileCols = 64;  // columns of c per tile: 6 x 64 sums (24 registers) stay in registers over the depth
+constexpr int64_t kTileCols = 64;  // columns of c per tile: 6 x 64 sums (24 registers) held over the depth
 
 // c[r][j] += sum_k a[r][k] b[k][j] for r < rows (at most kTileRows), k < depth, j < cols, where a's
 // element (r, k) is at a[r * a_row + k * a_col] (so a may be a transposed view), b is row-major with

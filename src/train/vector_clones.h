@@ -19,9 +19,10 @@ using v16 = float __attribute__((vector_size(64)));
   return v;
 }
 
+[[gnu::always_inline]] inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
 [[gnu::always_inline]] inline void add16(float* p, v16 v) {
-  v += load16(p);
-  std::memcpy(p, &v, sizeof v);
+  store16(p, v + load16(p));
 }
 
 }  // namespace longqa::train
