@@ -1,6 +1,9 @@
 // The generation loop and the command line, end to end on the fixture models.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "engine/generator.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -129,6 +132,31 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_NE(r.out.find("architecture:   llama"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("scaling llama3 x8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model.layers.3.mlp.down_proj.weight"), std::string::npos);
+}
+
+TEST(Cli, WithoutModelCommandsRunTheBundledNanoChatQA) {
+  const auto info = run_longqa("info");
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_NE(info.out.find("models/nano-chatqa.gguf"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("hidden:         192"), std::string::npos) << info.out;
+  const auto ids = run_longqa("tokenize", "The pass key is 60317.");
+  ASSERT_EQ(ids.status, 0) << ids.err;
+  EXPECT_NE(ids.out.find(' '), std::string::npos) << ids.out;
+
+  // Its main job: a fact planted in a licence text the recipe never trained on, found and copied.
+  std::ifstream f(test::bundled("haystack/Apache-2.0.txt"));
+  const std::string licence((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  test::TempDir dir;
+  for (const auto& [at, key] : {std::pair{size_t{1200}, "60317"}, std::pair{size_t{3100}, "84215"}}) {
+    const size_t cut = licence.find("\n\n", at);
+    const std::string doc = licence.substr(0, cut) + "\n\nThe pass key is " + key + ". Remember it. " + key +
+                            " is the pass key." + licence.substr(cut, 2000);
+    const std::string path = dir.file(std::string(key) + ".txt");
+    std::ofstream(path) << doc;
+    const auto ask = run_longqa("ask --doc " + path + " -n 24 'What is the pass key?'");
+    ASSERT_EQ(ask.status, 0) << ask.err;
+    EXPECT_NE(ask.out.find(key), std::string::npos) << ask.out;
+  }
 }
 
 }  // namespace

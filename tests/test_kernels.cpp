@@ -13,6 +13,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/dot.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/matmul.h"
 #include "test_util.h"
 #include "util/fp16.h"
@@ -68,6 +69,35 @@ TEST(Kernels, Bf16TileProductMatchesTheFloatProduct) {
         }
       // Measured: 2.6e-6 of sum |w x| for F16, 1.5e-6 for BF16; without either lo part, 9e-4.
       EXPECT_LE(worst, 1e-5) << kernels::wtype_name(t) << " tokens " << tokens;
+    }
+  }
+}
+
+TEST(Kernels, FloatTileProductMatchesTheExactProduct) {
+  // Rows over two 64-row panels and a partial one, K over one 256-element slice and a partial one
+  // (not a multiple of 16 either), token counts that leave partial tiles of 6; all three float types.
+  const int64_t rows = 145, cols = 300;
+  for (WType t : {WType::F32, WType::F16, WType::BF16}) {
+    if (!kernels::gemm_f32_available({t, nullptr, rows, cols})) GTEST_SKIP() << "no AVX-512F on this CPU: batches use the per-row dot products";
+    const auto w = encode(t, random_floats(static_cast<size_t>(rows * cols), 3));
+    const kernels::MatrixView m{t, w.data(), rows, cols};
+    std::vector<float> wf(static_cast<size_t>(rows * cols));
+    kernels::to_f32(t, w.data(), wf.data(), rows * cols);
+    for (int64_t tokens : {1, 16, 35}) {
+      const auto x = random_floats(static_cast<size_t>(tokens * cols), 4);
+      for (int threads : {1, 2}) {
+        std::vector<float> y(static_cast<size_t>(tokens * rows), -1.0f);
+        std::vector<uint8_t> scratch;
+        kernels::gemm_f32(m, x.data(), tokens, y.data(), threads, scratch);
+        double worst = 0;
+        for (int64_t tk = 0; tk < tokens; ++tk)
+          for (int64_t r = 0; r < rows; ++r) {
+            const test::ExactDot e = test::exact_dot(wf.data() + r * cols, x.data() + tk * cols, cols);
+            worst = std::max(worst, std::fabs(y[static_cast<size_t>(tk * rows + r)] - e.value) / e.magnitude);
+          }
+        // Float sums of 300 exact products: a few units of 2^-24 of sum |w x|.
+        EXPECT_LE(worst, 1e-6) << kernels::wtype_name(t) << " tokens " << tokens << " threads " << threads;
+      }
     }
   }
 }

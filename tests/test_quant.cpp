@@ -189,6 +189,43 @@ TEST(Quant, DecodeProductsEqualTheReference) {
   }
 }
 
+TEST(Quant, ProductsOfOneInputEqualSeparateProducts) {
+  // A layer's Q, K and V (and gate and up) go through matmul_same_input: one pass over the rows of all
+  // of them, partial blocks included (37 and 50 rows), or one matrix at a time where the types differ
+  // (Q4_K_M keeps V in Q6_K) or the batch takes the tiled path (8 tokens). Same dot, same bits.
+  const int64_t cols = 512;
+  const int64_t rows[] = {37, 16, 50};
+  for (const WType v_type : {WType::Q4_K, WType::Q6_K}) {
+    std::vector<std::vector<uint8_t>> w(3);
+    std::vector<MatrixView> ms;
+    for (size_t i = 0; i < 3; ++i) {
+      const WType t = i == 2 ? v_type : WType::Q4_K;
+      for (int64_t r = 0; r < rows[i]; ++r) {
+        const auto row = quantize(t, random_row(cols, 300 + static_cast<uint32_t>(i * 100 + r)));
+        w[i].insert(w[i].end(), row.begin(), row.end());
+      }
+      ms.push_back({t, w[i].data(), rows[i], cols});
+    }
+    for (int64_t tokens : {1, 3, 8}) {
+      const auto x = random_row(tokens * cols, 12);
+      for (int threads : {1, 2}) {
+        std::vector<std::vector<float>> together(3), alone(3);
+        std::vector<float*> outs;
+        std::vector<uint8_t> scratch;
+        for (size_t i = 0; i < 3; ++i) {
+          together[i].assign(static_cast<size_t>(tokens * rows[i]), -1.0f);
+          alone[i].resize(together[i].size());
+          outs.push_back(together[i].data());
+          matmul(ms[i], x.data(), tokens, alone[i].data(), threads, scratch);
+        }
+        matmul_same_input(ms, outs, x.data(), tokens, threads, scratch);
+        for (size_t i = 0; i < 3; ++i)
+          ASSERT_EQ(together[i], alone[i]) << "matrix " << i << ", V " << wtype_name(v_type) << ", " << tokens << " tokens, " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(Quant, VectorisedActivationPackingEqualsTheScalar) {
   if (!gemm_kernel_available(GemmKernel::Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   const int64_t blocks = 24;

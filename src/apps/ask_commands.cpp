@@ -137,7 +137,7 @@ void add_shared(CLI::App* cmd, AskCommandState& s) {
 
 void cmd_serve(AskCommandState& s) {
   server::ServerOptions o = s.serve;
-  o.model = s.model.path;
+  o.model = model_or_default(s.model.path);
   o.threads = s.model.threads;
   o.kv_type = parse_kv_type(s.kv_type);
   o.weights = residency(s.model.mmap);
@@ -168,7 +168,7 @@ std::shared_ptr<AskCommandState> add_ask_commands(CLI::App& app) {
   chat->callback([s] { cmd_chat(*s); });
 
   auto* serve = app.add_subcommand("serve", "an OpenAI-compatible HTTP server");
-  serve->add_option("-m,--model", s->model.path, "GGUF file or HF model directory")->required();
+  serve->add_option("-m,--model", s->model.path, kModelHelp);
   serve->add_option("-t,--threads", s->model.threads, "compute threads in all (default: all)");
   add_mmap_flag(serve, s->model.mmap);
   serve->add_option("--embed-model", s->embed_model, "embedding model for /v1/embeddings and the index (default: the chat model)");

@@ -218,8 +218,8 @@ int run_cli(int argc, char** argv) {
   info->callback([&] { cmd_info(info_args); });
 
   auto* tokenize = app.add_subcommand("tokenize", "print the token ids of the UTF-8 text on stdin");
-  tokenize->add_option("-m,--model", tokenize_path, "GGUF file, HF model directory or tokenizer.json")->required();
-  tokenize->callback([&] { cmd_tokenize(tokenize_path); });
+  tokenize->add_option("-m,--model", tokenize_path, "GGUF file, HF model directory or tokenizer.json (default: the bundled nano-ChatQA model)");
+  tokenize->callback([&] { cmd_tokenize(model_or_default(tokenize_path)); });
 
   auto* logits = app.add_subcommand("logits", "print the logits for a sequence of token ids as JSON");
   logits_args.add(logits);
@@ -283,7 +283,7 @@ int run_cli(int argc, char** argv) {
 
   BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "measure prompt processing and generation speed");
-  bench->add_option("-m,--model", bench_options.model, "GGUF file or HF model directory")->required();
+  bench->add_option("-m,--model", bench_options.model, kModelHelp);
   bench->add_option("-p,--prompt", bench_options.prompt, "prompt tokens to process")->capture_default_str();
   bench->add_option("-n,--generate", bench_options.generate, "tokens to generate")->capture_default_str();
   bench->add_option("--depth", bench_options.depth, "tokens already in the cache")->capture_default_str();
@@ -292,7 +292,10 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--kv-type", bench_options.kv_type, "KV cache type: f32, f16, bf16 or q8_0")->capture_default_str();
   bench->add_flag("--json", bench_options.json, "print one JSON object");
   add_mmap_flag(bench, bench_options.mmap);
-  bench->callback([&] { run_bench(bench_options); });
+  bench->callback([&] {
+    bench_options.model = model_or_default(bench_options.model);
+    run_bench(bench_options);
+  });
 
   const auto index_state = add_index_commands(app);
   const auto ask_state = add_ask_commands(app);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "apps/data_paths.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 
@@ -17,9 +18,13 @@ inline void add_mmap_flag(CLI::App* cmd, bool& mmap) {
 }
 inline FileResidency residency(bool mmap) { return mmap ? FileResidency::Mapped : FileResidency::HugePages; }
 
+// -m/--model: a GGUF file or HF directory, the bundled default model when not given.
+inline constexpr const char* kModelHelp = "GGUF file or HF model directory (default: the bundled nano-ChatQA model)";
+inline std::string model_or_default(const std::string& path) { return path.empty() ? default_model() : path; }
+
 // -m/--model, -t/--threads, the RoPE overrides and --mmap.
 struct ModelArgs {
-  std::string path;
+  std::string path;  // empty: the default model
   int threads = 0;
   std::optional<double> rope_theta;
   std::optional<std::string> rope_scaling;
@@ -28,7 +33,7 @@ struct ModelArgs {
   bool mmap = false;
 
   void add(CLI::App* cmd) {
-    cmd->add_option("-m,--model", path, "GGUF file or HF model directory")->required();
+    cmd->add_option("-m,--model", path, kModelHelp);
     cmd->add_option("-t,--threads", threads, "worker threads (default: all)");
     cmd->add_option("--rope-theta", rope_theta, "override the RoPE base");
     cmd->add_option("--rope-scaling", rope_scaling, "override RoPE scaling: none, linear, llama3, yarn");
@@ -44,7 +49,7 @@ struct ModelArgs {
     o.rope.factor = rope_factor;
     o.rope.original_context = rope_original_ctx;
     o.weights = residency(mmap);
-    return Model::load(path, o);
+    return Model::load(model_or_default(path), o);
   }
 };
 

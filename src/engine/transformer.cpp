@@ -116,9 +116,9 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
   for (int64_t l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
     for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps);
-    k::matmul(lw.wq, normed_.data(), n, q_.data(), threads_, act_scratch_);
-    k::matmul(lw.wk, normed_.data(), n, k_.data(), threads_, act_scratch_);
-    k::matmul(lw.wv, normed_.data(), n, v_.data(), threads_, act_scratch_);
+    const k::MatrixView qkv[] = {lw.wq, lw.wk, lw.wv};
+    float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
+    k::matmul_same_input(qkv, qkv_out, normed_.data(), n, threads_, act_scratch_);
     for (int64_t t = 0; t < n; ++t) {
       float* q = q_.data() + t * q_dim;
       float* kk = k_.data() + t * kv_dim;
@@ -137,8 +137,9 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
     k::add(x_.data(), tmp_.data(), n * H);
 
     for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.ffn_norm.data(), normed_.data() + t * H, H, eps);
-    k::matmul(lw.w_gate, normed_.data(), n, gate_.data(), threads_, act_scratch_);
-    k::matmul(lw.w_up, normed_.data(), n, up_.data(), threads_, act_scratch_);
+    const k::MatrixView gate_up[] = {lw.w_gate, lw.w_up};
+    float* const gate_up_out[] = {gate_.data(), up_.data()};
+    k::matmul_same_input(gate_up, gate_up_out, normed_.data(), n, threads_, act_scratch_);
     k::swiglu(gate_.data(), up_.data(), n * c_.ffn);
     k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_, act_scratch_);
     k::add(x_.data(), tmp_.data(), n * H);

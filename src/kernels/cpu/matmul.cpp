@@ -1,8 +1,10 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/gemm_q.h"
 
 namespace longqa::kernels {
@@ -21,30 +23,70 @@ const uint8_t* prepare_activations(const MatrixView& w, const float* x, int64_t 
   return scratch.data();
 }
 
+// Batches of tokens take the tiled products where the CPU has them (int8 for quantized weights; for
+// float weights BF16 on AMX, else float FMA on AVX-512): weights are unpacked once per call and
+// reused across tokens.
+bool tiled(const MatrixView& w, int64_t n_tokens) {
+  // Float FMA tiles widen every weight panel first, which pays only over enough tokens.
+  return (n_tokens >= 4 && (gemm_q_available(w.type) || gemm_bf16_available(w))) || (n_tokens >= 16 && gemm_f32_available(w));
+}
+
+// The row-by-row path of single tokens and small batches, over one or more matrices that read the same
+// activations: blocks of rows small enough that a block stays in L2 while every token passes over it,
+// shared among the threads in one pass over all the matrices (one barrier, not one per matrix).
+void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t stride, int64_t n_tokens,
+                     std::span<float* const> ys, int n_threads) {
+  constexpr int64_t kRowBlock = 16;
+  auto blocks = [](const MatrixView& w) { return (w.rows + kRowBlock - 1) / kRowBlock; };
+  const DotFn dot = dot_fn(ws[0].type);
+  int64_t n_blocks = 0, work = 0;
+  for (const MatrixView& w : ws) {
+    n_blocks += blocks(w);
+    work += w.rows * w.cols * n_tokens;
+  }
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && work > 32768)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    size_t i = 0;
+    int64_t block = b;
+    while (block >= blocks(ws[i])) block -= blocks(ws[i++]);
+    const MatrixView& w = ws[i];
+    const auto* weights = static_cast<const uint8_t*>(w.data);
+    const size_t row_stride = w.row_stride();
+    const int64_t r_end = std::min(w.rows, (block + 1) * kRowBlock);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const uint8_t* xt = act + static_cast<size_t>(t) * stride;
+      float* yt = ys[i] + t * w.rows;
+      for (int64_t r = block * kRowBlock; r < r_end; ++r) yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
-  // Batches of tokens take the tiled products where the CPU has them (int8 for quantized weights,
-  // BF16 for F16/BF16): weights are unpacked once per call and reused across tokens.
-  if (n_tokens >= 4 && gemm_q_available(w.type)) return gemm_q(w, x, n_tokens, y, n_threads, scratch);
-  if (n_tokens >= 4 && gemm_bf16_available(w)) return gemm_bf16(w, x, n_tokens, y, n_threads, scratch);
-  const DotFn dot = dot_fn(w.type);
+  if (tiled(w, n_tokens)) {
+    if (gemm_q_available(w.type)) return gemm_q(w, x, n_tokens, y, n_threads, scratch);
+    if (gemm_bf16_available(w)) return gemm_bf16(w, x, n_tokens, y, n_threads, scratch);
+    return gemm_f32(w, x, n_tokens, y, n_threads, scratch);
+  }
   size_t stride = 0;
   const uint8_t* act = prepare_activations(w, x, n_tokens, scratch, stride);
-  const auto* weights = static_cast<const uint8_t*>(w.data);
-  const size_t row_stride = w.row_stride();
-  // Blocks of rows small enough that a block stays in L2 while every token passes over it.
-  constexpr int64_t kRowBlock = 16;
-  const int64_t n_blocks = (w.rows + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && w.rows * w.cols * n_tokens > 32768)
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const int64_t r_end = std::min(w.rows, (b + 1) * kRowBlock);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const uint8_t* xt = act + static_cast<size_t>(t) * stride;
-      float* yt = y + t * w.rows;
-      for (int64_t r = b * kRowBlock; r < r_end; ++r) yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
-    }
+  product_by_rows({&w, 1}, act, stride, n_tokens, {&y, 1}, n_threads);
+}
+
+void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> ys, const float* x, int64_t n_tokens,
+                       int n_threads, std::vector<uint8_t>& scratch) {
+  if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("matmul_same_input: one output for each of one or more matrices");
+  const bool together = std::all_of(ws.begin(), ws.end(), [&](const MatrixView& w) {
+    return w.type == ws[0].type && w.cols == ws[0].cols && !tiled(w, n_tokens);
+  });
+  if (!together) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(ws[i], x, n_tokens, ys[i], n_threads, scratch);
+    return;
   }
+  size_t stride = 0;
+  const uint8_t* act = prepare_activations(ws[0], x, n_tokens, scratch, stride);
+  product_by_rows(ws, act, stride, n_tokens, ys, n_threads);
 }
 
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y) {

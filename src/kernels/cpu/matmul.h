@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/cpu/dot.h"
@@ -26,6 +27,12 @@ struct MatrixView {
 // x into `scratch`, which grows only when too small: size it up front to keep a loop allocation-free.
 // Rows are split across n_threads; each weight row is read once per call and reused for all tokens.
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch);
+
+// matmul(ws[i], x, ..., ys[i]) for every i: matrices that read the same input (a layer's Q, K and V;
+// gate and up). Where they share a type and take the row-by-row path (decode), x is quantized once
+// and the threads pass over all their rows together, meeting once instead of once per matrix.
+void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> ys, const float* x, int64_t n_tokens,
+                       int n_threads, std::vector<uint8_t>& scratch);
 
 // The same product through the scalar reference dot: the definition fast paths are tested against.
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y);
