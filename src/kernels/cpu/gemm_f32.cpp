@@ -11,9 +11,9 @@ bool gemm_f32_available(const MatrixView& w) {
   return (w.type == WType::F32 || w.type == WType::F16 || w.type == WType::BF16) && cpu_features().avx512f;
 }
 
-void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>&) {
+void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
   if (!gemm_f32_available(w)) throw std::invalid_argument("gemm_f32: needs F32, F16 or BF16 weights and AVX-512F");
-  avx512::gemm_f32(w, x, n_tokens, y, n_threads);
+  avx512::gemm_f32(w, x, n_tokens, y, n_threads, scratch);
 }
 
 }  // namespace longqa::kernels

@@ -17,11 +17,11 @@ namespace longqa::kernels {
 // Whether gemm_f32 can run w on this CPU: F32, F16 or BF16 weights and AVX-512F.
 bool gemm_f32_available(const MatrixView& w);
 
-// Same contract as matmul().
+// Same contract as matmul(); `scratch` holds each thread's panel (128 KiB a thread).
 void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch);
 
 namespace avx512 {
-void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads);
+void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch);
 }
 
 }  // namespace longqa::kernels

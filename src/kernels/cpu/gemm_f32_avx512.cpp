@@ -8,7 +8,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+
+#include <omp.h>
 
 #include "kernels/cpu/gemm_f32.h"
 #include "util/fp16.h"
@@ -57,11 +58,11 @@ void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* rows_bu
 template <int M>
 void tile(const float* panel, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t rows, bool first) {
   __m512 acc[M][4];
-  const __mmask16 mask[4] = {
-      static_cast<__mmask16>(rows >= 16 ? 0xffff : (1u << std::max<int64_t>(rows, 0)) - 1),
-      static_cast<__mmask16>(rows >= 32 ? 0xffff : rows <= 16 ? 0 : (1u << (rows - 16)) - 1),
-      static_cast<__mmask16>(rows >= 48 ? 0xffff : rows <= 32 ? 0 : (1u << (rows - 32)) - 1),
-      static_cast<__mmask16>(rows >= 64 ? 0xffff : rows <= 48 ? 0 : (1u << (rows - 48)) - 1)};
+  __mmask16 mask[4];  // the lanes of each vector of sums that hold one of the panel's `rows` rows
+  for (int v = 0; v < 4; ++v) {
+    const int64_t lanes = std::clamp<int64_t>(rows - 16 * v, 0, 16);
+    mask[v] = static_cast<__mmask16>((1u << lanes) - 1);
+  }
   for (int t = 0; t < M; ++t)
     for (int v = 0; v < 4; ++v) acc[t][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[v], y + t * y_stride + 16 * v);
   for (int64_t k = 0; k < n; ++k, panel += kPanelRows) {
@@ -84,18 +85,22 @@ constexpr TileFn kTiles[kTokens + 1] = {nullptr, tile<1>, tile<2>, tile<3>, tile
 
 }  // namespace
 
-void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads) {
+void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
   const int64_t panels = (w.rows + kPanelRows - 1) / kPanelRows;
+  // Per thread: the K-major panel, then the widened rows it is made from.
+  constexpr size_t kThreadFloats = 2 * kPanelRows * kSlice;
+  const size_t bytes = static_cast<size_t>(std::max(n_threads, 1)) * kThreadFloats * sizeof(float);
+  if (scratch.size() < bytes) scratch.resize(bytes);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && panels > 1)
   {
-    std::vector<float> panel_buf(kSlice * kPanelRows), rows_buf(kPanelRows * kSlice);
-    float* panel = panel_buf.data();
+    float* panel = reinterpret_cast<float*>(scratch.data()) + static_cast<size_t>(omp_get_thread_num()) * kThreadFloats;
+    float* rows_buf = panel + kPanelRows * kSlice;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, w.rows - r0);
       for (int64_t k0 = 0; k0 < w.cols; k0 += kSlice) {
         const int64_t n = std::min(kSlice, w.cols - k0);
-        pack(w, r0, k0, n, rows_buf.data(), panel);
+        pack(w, r0, k0, n, rows_buf, panel);
         for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
           const int m = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
           kTiles[m](panel, x + t0 * w.cols + k0, w.cols, n, y + t0 * w.rows + r0, w.rows, rows, k0 == 0);

@@ -23,12 +23,20 @@ const uint8_t* prepare_activations(const MatrixView& w, const float* x, int64_t 
   return scratch.data();
 }
 
-// Batches of tokens take the tiled products where the CPU has them (int8 for quantized weights; for
-// float weights BF16 on AMX, else float FMA on AVX-512): weights are unpacked once per call and
-// reused across tokens.
-bool tiled(const MatrixView& w, int64_t n_tokens) {
-  // Float FMA tiles widen every weight panel first, which pays only over enough tokens.
-  return (n_tokens >= 4 && (gemm_q_available(w.type) || gemm_bf16_available(w))) || (n_tokens >= 16 && gemm_f32_available(w));
+using TiledProduct = void (*)(const MatrixView&, const float*, int64_t, float*, int, std::vector<uint8_t>&);
+
+// The tiled product a batch of tokens takes where the CPU has one (int8 for quantized weights; for
+// float weights BF16 on AMX, else float FMA on AVX-512), or nullptr for the row-by-row path: tiles
+// unpack the weights once per call and reuse them across the tokens. Float FMA tiles widen every
+// weight panel first, which pays only over enough tokens.
+TiledProduct tiled_product(const MatrixView& w, int64_t n_tokens) {
+  if (n_tokens >= 4 && gemm_q_available(w.type))
+    return [](const MatrixView& m, const float* x, int64_t n, float* y, int threads, std::vector<uint8_t>& scratch) {
+      gemm_q(m, x, n, y, threads, scratch);
+    };
+  if (n_tokens >= 4 && gemm_bf16_available(w)) return gemm_bf16;
+  if (n_tokens >= 16 && gemm_f32_available(w)) return gemm_f32;
+  return nullptr;
 }
 
 // The row-by-row path of single tokens and small batches, over one or more matrices that read the same
@@ -64,11 +72,7 @@ void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t 
 }  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
-  if (tiled(w, n_tokens)) {
-    if (gemm_q_available(w.type)) return gemm_q(w, x, n_tokens, y, n_threads, scratch);
-    if (gemm_bf16_available(w)) return gemm_bf16(w, x, n_tokens, y, n_threads, scratch);
-    return gemm_f32(w, x, n_tokens, y, n_threads, scratch);
-  }
+  if (const TiledProduct tiled = tiled_product(w, n_tokens)) return tiled(w, x, n_tokens, y, n_threads, scratch);
   size_t stride = 0;
   const uint8_t* act = prepare_activations(w, x, n_tokens, scratch, stride);
   product_by_rows({&w, 1}, act, stride, n_tokens, {&y, 1}, n_threads);
@@ -78,7 +82,7 @@ void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> y
                        int n_threads, std::vector<uint8_t>& scratch) {
   if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("matmul_same_input: one output for each of one or more matrices");
   const bool together = std::all_of(ws.begin(), ws.end(), [&](const MatrixView& w) {
-    return w.type == ws[0].type && w.cols == ws[0].cols && !tiled(w, n_tokens);
+    return w.type == ws[0].type && w.cols == ws[0].cols && !tiled_product(w, n_tokens);
   });
   if (!together) {
     for (size_t i = 0; i < ws.size(); ++i) matmul(ws[i], x, n_tokens, ys[i], n_threads, scratch);
