@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/cpu_features.h"
 #include "util/error.h"
 
 namespace longqa::kernels {
@@ -13,7 +14,8 @@ AttentionScratch::AttentionScratch(int64_t max_queries, int64_t head_dim)
       sum_(static_cast<size_t>(max_queries)),
       scores_(static_cast<size_t>(max_queries * kKeyTile)),
       keys_(static_cast<size_t>(kKeyTile * head_dim)),
-      values_(static_cast<size_t>(kKeyTile * head_dim)) {}
+      values_(static_cast<size_t>(kKeyTile * head_dim)),
+      keys_t_(static_cast<size_t>(kKeyTile * head_dim)) {}
 
 namespace {
 // Rows [j0, j0 + n) as F32: the cache itself when it holds F32, else decoded into `buffer`.
@@ -22,6 +24,13 @@ const float* decode_tile(const KvRows& rows, int64_t j0, int64_t n, int64_t head
   for (int64_t j = 0; j < n; ++j) to_f32(rows.type, rows.row(j0 + j), buffer + j * head_dim, head_dim);
   return buffer;
 }
+
+// Enough queries share each tile to pay for laying its keys out transposed.
+bool vectorised_tiles(int64_t queries, int64_t head_dim) {
+  static const bool avx512 = cpu_features().avx512f;
+  const bool power_of_two = (head_dim & (head_dim - 1)) == 0;
+  return avx512 && queries >= 8 && head_dim >= 16 && head_dim <= 256 && power_of_two;
+}
 }  // namespace
 
 void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t head_dim, float scale, AttentionScratch& s) {
@@ -29,6 +38,7 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
   const int64_t queries = tile.tokens * tile.group;
   if (queries > s.max_queries()) throw Error("attention tile larger than its scratch");
   const DotFn dot = dot_fn(WType::F32);
+  const bool vectorised = vectorised_tiles(queries, head_dim);
   float* running_max = s.running_max();
   float* running_sum = s.running_sum();
   std::fill(running_max, running_max + queries, -std::numeric_limits<float>::infinity());
@@ -44,6 +54,13 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
     const int64_t n = std::min(kTile, last - j0);
     const float* keys = decode_tile(k, j0, n, head_dim, s.keys());
     const float* values = decode_tile(v, j0, n, head_dim, s.values());
+    if (vectorised) {
+      float* keys_t = s.keys_transposed();
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t d = 0; d < head_dim; ++d) keys_t[d * kTile + j] = keys[j * head_dim + d];
+      for (int64_t j = n; j < kTile; ++j)  // a partial tile's missing keys score 0 (and are masked)
+        for (int64_t d = 0; d < head_dim; ++d) keys_t[d * kTile + j] = 0.0f;
+    }
     for (int64_t t = 0; t < tile.tokens; ++t) {
       // This token's keys within the tile.
       const int64_t lo = std::max<int64_t>(tile.begin[t] - j0, 0), hi = std::min<int64_t>(tile.end[t] - j0, n);
@@ -52,6 +69,10 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
         const int64_t qi = t * tile.group + g;
         const float* q = tile.q + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
         float* out = tile.out + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
+        if (vectorised) {
+          avx512::attend_key_tile(q, s.keys_transposed(), values, lo, hi, head_dim, scale, running_max[qi], running_sum[qi], out);
+          continue;
+        }
         float* scores = s.scores() + qi * kTile;
         float tile_max = -std::numeric_limits<float>::infinity();
         for (int64_t j = lo; j < hi; ++j) {

@@ -2,6 +2,9 @@
 // O(head_dim) per query however long the context is. One call serves a tile of tokens times the query
 // heads that share one KV head (grouped-query attention): each tile of cached keys and values is read
 // and decoded to F32 once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
+// Where the CPU has AVX-512, a tile of 8 queries or more and a head of 16-256 elements (a power of two)
+// take vectorised scores, exponentials and sums over keys laid out transposed; otherwise per-key dot
+// products.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +41,7 @@ class AttentionScratch {
   AttentionScratch(int64_t max_queries, int64_t head_dim);
   float* scores() { return scores_.data(); }
   float* keys() { return keys_.data(); }
+  float* keys_transposed() { return keys_t_.data(); }
   float* values() { return values_.data(); }
   float* running_max() { return max_.data(); }
   float* running_sum() { return sum_.data(); }
@@ -47,10 +51,19 @@ class AttentionScratch {
   std::vector<float> max_, sum_;        // [query]: each query's online-softmax state
   std::vector<float> scores_;           // [query][kKeyTile]
   std::vector<float> keys_, values_;    // [kKeyTile][head_dim]: one tile decoded to F32
+  std::vector<float> keys_t_;           // [head_dim][kKeyTile]: the keys of the AVX-512 path
 };
 
 // out = softmax(scale * q . K[j]) . V[j] over each token's key range, for every query of the tile.
 void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t head_dim, float scale, AttentionScratch& s);
+
+namespace avx512 {
+// One query against keys [lo, hi) of a decoded tile: keys_t [head_dim][kKeyTile], values
+// [kKeyTile][head_dim], head_dim 16, 32, 64, 128 or 256. Folds them into the query's online-softmax
+// state (running_max, running_sum) and its unnormalised output.
+void attend_key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, int64_t head_dim,
+                     float scale, float& running_max, float& running_sum, float* out);
+}  // namespace avx512
 
 // Plain two-pass definition for one head over F32 rows (materialises all scores): what attend is
 // tested against.

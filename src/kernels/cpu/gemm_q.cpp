@@ -1,5 +1,8 @@
 #include "kernels/cpu/gemm_q.h"
 
+#include <emmintrin.h>
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,15 +14,39 @@
 namespace longqa::kernels {
 namespace {
 
+// Where a weight row's unpacked levels go: element k at at[(k / group) * group_stride + k % group], as
+// the level minus `centre`. A group is 16 or 32 elements: as far as one scale reaches.
+struct LevelLayout {
+  uint8_t* at;
+  int group;
+  size_t group_stride;
+  uint8_t centre;
+};
+
+// Block i's 32 levels, given as two halves of 16.
+void store_block(__m128i first, __m128i second, int64_t i, const LevelLayout& out) {
+  const __m128i centre = _mm_set1_epi8(static_cast<char>(out.centre));
+  first = _mm_sub_epi8(first, centre), second = _mm_sub_epi8(second, centre);
+  const auto half = static_cast<size_t>(2 * i);
+  uint8_t* a = out.group == 32 ? out.at + static_cast<size_t>(i) * out.group_stride : out.at + half * out.group_stride;
+  uint8_t* b = out.group == 32 ? a + 16 : out.at + (half + 1) * out.group_stride;
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(a), first);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(b), second);
+}
+
 // One weight row as levels u in 0..255 with w = scale_h * u - offset_h per 16-element half h.
-void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scales, float* offsets) {
+void unpack_row(WType t, const void* row, int64_t cols, const LevelLayout& q, float* scales, float* offsets) {
   const int64_t blocks = cols / 32;
+  alignas(16) uint8_t levels[kQKK];
+  auto load = [&](int at) { return _mm_load_si128(reinterpret_cast<const __m128i*>(levels + at)); };
   switch (t) {
     case WType::Q8_0: {
       const auto* b = static_cast<const BlockQ8_0*>(row);
+      const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));  // + 128, modulo 256
       for (int64_t i = 0; i < blocks; ++i) {
         const float d = f16_to_f32(b[i].d);
-        for (int l = 0; l < 32; ++l) q[32 * i + l] = static_cast<uint8_t>(b[i].qs[l] + 128);
+        const auto* qs = reinterpret_cast<const __m128i*>(b[i].qs);
+        store_block(_mm_xor_si128(_mm_loadu_si128(qs), bias), _mm_xor_si128(_mm_loadu_si128(qs + 1), bias), i, q);
         scales[2 * i] = scales[2 * i + 1] = d;
         offsets[2 * i] = offsets[2 * i + 1] = 128 * d;
       }
@@ -27,12 +54,11 @@ void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scale
     }
     case WType::Q4_0: {
       const auto* b = static_cast<const BlockQ4_0*>(row);
+      const __m128i low = _mm_set1_epi8(0xF);
       for (int64_t i = 0; i < blocks; ++i) {
         const float d = f16_to_f32(b[i].d);
-        for (int l = 0; l < 16; ++l) {
-          q[32 * i + l] = b[i].qs[l] & 0xF;
-          q[32 * i + l + 16] = b[i].qs[l] >> 4;
-        }
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
+        store_block(_mm_and_si128(qs, low), _mm_and_si128(_mm_srli_epi16(qs, 4), low), i, q);
         scales[2 * i] = scales[2 * i + 1] = d;
         offsets[2 * i] = offsets[2 * i + 1] = 8 * d;
       }
@@ -45,15 +71,16 @@ void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scale
         float d, dmin;
         if (t == WType::Q4_K) {
           const auto& b = static_cast<const BlockQ4_K*>(row)[s];
-          reference::unpack_q4_k(b, q + s * kQKK, sc, mn);
+          reference::unpack_q4_k(b, levels, sc, mn);
           d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
         } else {
           const auto& b = static_cast<const BlockQ5_K*>(row)[s];
-          reference::unpack_q5_k(b, q + s * kQKK, sc, mn);
+          reference::unpack_q5_k(b, levels, sc, mn);
           d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
         }
         for (int j = 0; j < 8; ++j) {
           const int64_t i = 8 * s + j;
+          store_block(load(32 * j), load(32 * j + 16), i, q);
           scales[2 * i] = scales[2 * i + 1] = d * sc[j];
           offsets[2 * i] = offsets[2 * i + 1] = dmin * mn[j];
         }
@@ -61,12 +88,13 @@ void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scale
       break;
     }
     case WType::Q6_K: {
-      int8_t levels[kQKK];
+      int8_t signed_levels[kQKK];
       for (int64_t s = 0; s < cols / kQKK; ++s) {
         const auto& b = static_cast<const BlockQ6_K*>(row)[s];
-        reference::unpack_q6_k(b, levels);
+        reference::unpack_q6_k(b, signed_levels);
+        for (int l = 0; l < kQKK; ++l) levels[l] = static_cast<uint8_t>(signed_levels[l] + 32);
         const float d = f16_to_f32(b.d);
-        for (int l = 0; l < kQKK; ++l) q[s * kQKK + l] = static_cast<uint8_t>(levels[l] + 32);
+        for (int j = 0; j < 8; ++j) store_block(load(32 * j), load(32 * j + 16), 8 * s + j, q);
         for (int h = 0; h < 16; ++h) {
           scales[16 * s + h] = d * b.scales[h];
           offsets[16 * s + h] = 32 * d * b.scales[h];
@@ -78,27 +106,16 @@ void unpack_row(WType t, const void* row, int64_t cols, uint8_t* q, float* scale
   }
 }
 
-// A partial tile repeats its last row, so the micro-kernel always sees `tile` rows; the copies'
-// results are dropped.
-void pad_rows(PackedRows& p, int64_t rows, int64_t tile) {
-  const auto nb = static_cast<size_t>(p.blocks);
-  p.levels.resize(nb * 32 * static_cast<size_t>(tile));
-  p.scales.resize(nb * 2 * static_cast<size_t>(tile));
-  p.offsets.resize(nb * 2 * static_cast<size_t>(tile));
-  for (int64_t r = rows; r < tile; ++r) {
-    std::memcpy(&p.levels[static_cast<size_t>(r) * nb * 32], &p.levels[static_cast<size_t>(rows - 1) * nb * 32], nb * 32);
-    std::memcpy(&p.scales[static_cast<size_t>(r) * nb * 2], &p.scales[static_cast<size_t>(rows - 1) * nb * 2], nb * 2 * sizeof(float));
-  }
-}
-
-// The AMX path: 16-row x 16-token tiles. Each token is quantized (vnni::pack_activation, into a
-// row buffer per thread) and written straight into the layout the tile multiply reads: for each
-// group of K, group / 4 rows of (16 tokens x 4 consecutive levels), with its scale per block and its
-// sum per group beside it. Tokens past the end are zeros, and their results are dropped.
-void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
-  // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, they multiply
-  // the signed activations directly (tdpbssd) with no offset term.
-  const uint8_t centre = w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
+// 16-row x 16-token tiles. Each token is quantized (vnni::pack_activation, into a row buffer per
+// thread) and written straight into the layout the micro-kernels read: for each group of K, group / 4
+// rows of (16 tokens x 4 consecutive levels), with its scale per block and its sum per group beside
+// it. Tokens past the end are zeros, and their results are dropped.
+void gemm_q_tiled(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch,
+                  bool amx) {
+  // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, AMX multiplies
+  // them by the signed activations directly (tdpbssd) with no offset term. VNNI has only unsigned x
+  // signed (vpdpbusd), so it keeps the offset.
+  const uint8_t centre = !amx ? 0 : w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
   // Every type but Q6_K has one scale and offset per 32-element block (unpack_row repeats it).
   const int group = w.type == WType::Q6_K ? 16 : 32;
   const int64_t blocks = w.cols / 32, groups = w.cols / group, token_tiles = (n_tokens + 15) / 16;
@@ -114,61 +131,78 @@ void gemm_q_amx(const MatrixView& w, const float* x, int64_t n_tokens, float* y,
   float* sum_tiles = dx_tiles + tiles * nb * 16;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && token_tiles > 1)
   {
-    std::vector<int8_t> q(nb * 32);
+    std::vector<int8_t> q(16 * nb * 32);  // the tile's 16 tokens' levels, one row each
     std::vector<float> d(nb), half_sums(nb * 2);
 #pragma omp for schedule(static)
-    for (int64_t j = 0; j < token_tiles; ++j)
+    for (int64_t j = 0; j < token_tiles; ++j) {
       for (int64_t n = 0; n < 16; ++n) {
         const int64_t t = 16 * j + n;
+        int8_t* levels = &q[static_cast<size_t>(n) * nb * 32];
         if (t < n_tokens) {
-          vnni::pack_activation(x + t * w.cols, blocks, q.data(), d.data(), half_sums.data());
+          vnni::pack_activation(x + t * w.cols, blocks, levels, d.data(), half_sums.data());
         } else {
-          std::fill(q.begin(), q.end(), 0);
+          std::fill(levels, levels + nb * 32, 0);
           std::fill(d.begin(), d.end(), 0.0f);
           std::fill(half_sums.begin(), half_sums.end(), 0.0f);
         }
-        int8_t* to = x_tiles + static_cast<size_t>(j * w.cols * 16 + n * 4);
-        const int8_t* from = q.data();
-        for (int64_t g = 0; g < groups; ++g, to += group * 16, from += group)
-          for (int c = 0; c < group / 4; ++c) std::memcpy(to + c * 64, from + c * 4, 4);  // 4 consecutive levels stay together
         for (int64_t b = 0; b < blocks; ++b) dx_tiles[static_cast<size_t>((j * blocks + b) * 16 + n)] = d[static_cast<size_t>(b)];
         if (!centre)  // the sums serve only the offset term, which centred levels do not have
           for (int64_t g = 0; g < groups; ++g)
             sum_tiles[static_cast<size_t>((j * groups + g) * 16 + n)] =
                 group == 16 ? half_sums[static_cast<size_t>(g)] : half_sums[static_cast<size_t>(2 * g)] + half_sums[static_cast<size_t>(2 * g + 1)];
       }
+      // [group][group / 4][16 tokens][4] is, whatever the group, [unit of 4 levels][16 tokens][4]: the
+      // transpose of the tokens' rows of units, done 4 tokens x 4 units at a time.
+      int8_t* to = x_tiles + static_cast<size_t>(j * w.cols * 16);
+      for (int64_t u = 0; u < w.cols / 4; u += 4)
+        for (int64_t n = 0; n < 16; n += 4) {
+          __m128 r[4];
+          for (int i = 0; i < 4; ++i) r[i] = _mm_loadu_ps(reinterpret_cast<const float*>(&q[static_cast<size_t>((n + i) * w.cols + 4 * u)]));
+          _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+          for (int i = 0; i < 4; ++i) _mm_storeu_ps(reinterpret_cast<float*>(to + (u + i) * 64 + n * 4), r[i]);
+        }
+    }
   }
   const int64_t row_tiles = (w.rows + 15) / 16;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
   {
-    amx::configure(group);  // tile configuration is per thread
-    PackedRows packed;
-    std::vector<uint8_t> tiled(16 * nb * 32);  // the levels as [group][16 rows][group]: each tile contiguous
+    if (amx) amx::configure(group);  // tile configuration is per thread
+    // The 16 rows' levels as [group][16 rows][group] (each weight tile contiguous), their scales and
+    // offsets as [16 rows][one per 16 elements]. Rows past the end of the matrix keep what they held
+    // (zeros at first): their results are dropped.
+    std::vector<uint8_t> tiled(16 * nb * 32);
+    std::vector<float> scales(16 * nb * 2), offsets(16 * nb * 2);
     alignas(64) float tile[16 * 16];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t rt = 0; rt < row_tiles; ++rt) {
       const int64_t r0 = rt * 16, rows = std::min<int64_t>(16, w.rows - r0);
-      unpack_rows(w, r0, rows, packed);
-      if (rows < 16) pad_rows(packed, rows, 16);
-      for (int64_t g = 0; g < groups; ++g)
-        for (int64_t m = 0; m < 16; ++m) {
-          uint8_t* to = &tiled[static_cast<size_t>((g * 16 + m) * group)];
-          const uint8_t* from = &packed.levels[static_cast<size_t>(m) * nb * 32 + static_cast<size_t>(g * group)];
-          for (int l = 0; l < group; ++l) to[l] = static_cast<uint8_t>(from[l] - centre);
-        }
+      for (int64_t m = 0; m < rows; ++m)
+        unpack_row(w.type, w.row(r0 + m), w.cols, {&tiled[static_cast<size_t>(m * group)], group, static_cast<size_t>(16 * group), centre},
+                   &scales[static_cast<size_t>(m) * nb * 2], &offsets[static_cast<size_t>(m) * nb * 2]);
       for (int64_t j = 0; j < token_tiles; ++j) {
-        const amx::TileOperands o{.group = group, .groups = groups, .levels = tiled.data(),
-                                  .scales = packed.scales.data(), .offsets = centre ? nullptr : packed.offsets.data(),
-                                  .x_tiles = x_tiles + static_cast<size_t>(j * w.cols * 16),
-                                  .dx = dx_tiles + static_cast<size_t>(j * blocks) * 16,
-                                  .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};
-        amx::tile_16x16(o, tile);
+        const TileOperands o{.group = group, .groups = groups, .levels = tiled.data(),
+                             .scales = scales.data(), .offsets = centre ? nullptr : offsets.data(),
+                             .x_tiles = x_tiles + static_cast<size_t>(j * w.cols * 16),
+                             .dx = dx_tiles + static_cast<size_t>(j * blocks) * 16,
+                             .x_sums = sum_tiles + static_cast<size_t>(j * groups) * 16};
+        amx ? amx::tile_16x16(o, tile) : vnni::tile_16x16(o, tile);
         const int64_t tokens = std::min<int64_t>(16, n_tokens - 16 * j);
-        for (int64_t n = 0; n < tokens; ++n)
-          for (int64_t r = 0; r < rows; ++r) y[(16 * j + n) * w.rows + r0 + r] = tile[r * 16 + n];
+        float* to = y + 16 * j * w.rows + r0;
+        if (tokens == 16 && rows == 16) {  // the tile transposed, 4 rows x 4 tokens at a time
+          for (int64_t r = 0; r < 16; r += 4)
+            for (int64_t n = 0; n < 16; n += 4) {
+              __m128 v[4];
+              for (int i = 0; i < 4; ++i) v[i] = _mm_load_ps(tile + (r + i) * 16 + n);
+              _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+              for (int i = 0; i < 4; ++i) _mm_storeu_ps(to + (n + i) * w.rows + r, v[i]);
+            }
+        } else {
+          for (int64_t n = 0; n < tokens; ++n)
+            for (int64_t r = 0; r < rows; ++r) to[n * w.rows + r] = tile[r * 16 + n];
+        }
       }
     }
-    amx::release();
+    if (amx) amx::release();
   }
 }
 
@@ -199,64 +233,10 @@ void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float*
   }
 }
 
-void unpack_rows(const MatrixView& w, int64_t first_row, int64_t n_rows, PackedRows& out) {
-  out.blocks = w.cols / 32;
-  const auto b = static_cast<size_t>(out.blocks);
-  out.levels.resize(static_cast<size_t>(n_rows) * b * 32);
-  out.scales.resize(static_cast<size_t>(n_rows) * b * 2);
-  out.offsets.resize(out.scales.size());
-  for (int64_t r = 0; r < n_rows; ++r)
-    unpack_row(w.type, w.row(first_row + r), w.cols, out.levels.data() + static_cast<size_t>(r) * b * 32,
-               out.scales.data() + static_cast<size_t>(r) * b * 2, out.offsets.data() + static_cast<size_t>(r) * b * 2);
-}
-
 void gemm_q(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch,
             GemmKernel kernel) {
-  if (kernel == GemmKernel::Amx || (kernel == GemmKernel::Auto && gemm_kernel_available(GemmKernel::Amx)))
-    return gemm_q_amx(w, x, n_tokens, y, n_threads, scratch);
-  const int64_t blocks = w.cols / 32;
-  const size_t nb = static_cast<size_t>(blocks);
-  // Activation pack in scratch: [token] int8 levels, then [token] scales, then [token] half sums.
-  const size_t q_bytes = (static_cast<size_t>(n_tokens) * nb * 32 + 63) / 64 * 64, f_count = static_cast<size_t>(n_tokens) * nb * 3;
-  if (scratch.size() < q_bytes + f_count * sizeof(float)) scratch.resize(q_bytes + f_count * sizeof(float));
-  auto* xq = reinterpret_cast<int8_t*>(scratch.data());
-  auto* xf = reinterpret_cast<float*>(scratch.data() + q_bytes);
-  float* xd = xf;
-  float* xs = xf + static_cast<size_t>(n_tokens) * nb;
-  // gemm_q runs only where VNNI does, so its vectorised packing always can.
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && n_tokens >= 16)
-  for (int64_t t = 0; t < n_tokens; ++t)
-    vnni::pack_activation(x + t * w.cols, blocks, xq + static_cast<size_t>(t) * nb * 32, xd + static_cast<size_t>(t) * nb,
-                          xs + static_cast<size_t>(t) * nb * 2);
-  const DotFn dot_f32 = dot_fn(WType::F32);
-  const int64_t row_tiles = (w.rows + 3) / 4;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-  {
-    PackedRows packed;
-    float tile[16];
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t rt = 0; rt < row_tiles; ++rt) {
-      const int64_t r0 = rt * 4, rows = std::min<int64_t>(4, w.rows - r0);
-      unpack_rows(w, r0, rows, packed);
-      if (rows < 4) pad_rows(packed, rows, 4);
-      for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-        const int tokens = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));
-        const int8_t* xq_t[4];
-        const float* xd_t[4];
-        for (int t = 0; t < tokens; ++t) {
-          xq_t[t] = xq + static_cast<size_t>(t0 + t) * nb * 32;
-          xd_t[t] = xd + static_cast<size_t>(t0 + t) * nb;
-        }
-        vnni::tile_4xn(packed.levels.data(), packed.scales.data(), blocks, xq_t, xd_t, tokens, tile);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int t = 0; t < tokens; ++t) {
-            const float offset = dot_f32(packed.offsets.data() + static_cast<size_t>(r) * nb * 2,
-                                         xs + static_cast<size_t>(t0 + t) * nb * 2, 2 * blocks);
-            y[(t0 + t) * w.rows + r0 + r] = tile[r * 4 + t] - offset;
-          }
-      }
-    }
-  }
+  gemm_q_tiled(w, x, n_tokens, y, n_threads, scratch,
+               kernel == GemmKernel::Amx || (kernel == GemmKernel::Auto && gemm_kernel_available(GemmKernel::Amx)));
 }
 
 }  // namespace longqa::kernels

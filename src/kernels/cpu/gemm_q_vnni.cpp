@@ -1,46 +1,52 @@
-// The int8 micro-kernel of gemm_q (4 weight rows x up to 4 tokens, one 32-element block at a time)
-// and its activation packing, vectorised.
-// Compiled with AVX-512 VL + VNNI (256-bit vpdpbusd); entered only after the run-time CPU check.
+// The AVX-512 VNNI micro-kernel of gemm_q and its activation packing. A 16 x 16 tile runs as two
+// halves of 8 weight rows: per 4 elements of K, each row's 4 levels are broadcast and multiplied by
+// the 16 tokens' 4 activations (512-bit vpdpbusd: unsigned levels x signed activations), so the int32
+// sums of a group of K build up in 8 registers with no conversion inside the group; each group is
+// then rescaled into 8 float accumulators (scale x dx, minus the offset x the activation sums).
+// Compiled with AVX-512 F + VNNI; entered only after the run-time CPU check.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -Wmaybe-uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/cpu/gemm_q.h"
-#include "kernels/cpu/simd_avx2.h"
 
 namespace longqa::kernels::vnni {
 namespace {
 
-using simd::hsum;
-
-template <int T>
-void tile(const uint8_t* levels, const float* scales, int64_t blocks, const int8_t* const* xq, const float* const* dx,
-          float* out) {
-  const size_t row = static_cast<size_t>(blocks) * 32;
-  __m256 acc[4][T];
-  for (auto& r : acc)
-    for (auto& a : r) a = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    __m256i w[4];
-    __m256 s[4];
-    for (int r = 0; r < 4; ++r) {
-      w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(levels + r * row + static_cast<size_t>(b) * 32));
-      // Lanes 0-3 hold the first 16 elements' sums, lanes 4-7 the second's: one scale each.
-      const float* sc = scales + r * 2 * blocks + 2 * b;
-      s[r] = _mm256_set_m128(_mm_set1_ps(sc[1]), _mm_set1_ps(sc[0]));
-    }
-    for (int t = 0; t < T; ++t) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[t] + b * 32));
-      const __m256 d = _mm256_set1_ps(dx[t][b]);
-      for (int r = 0; r < 4; ++r) {
-        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w[r], x);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(s[r], d), acc[r][t]);
+template <int kGroup>
+void tile(const TileOperands& o, float* out) {
+  constexpr int per_scale = kGroup / 16, per_block = 32 / kGroup;  // scales are per 16 elements, dx per 32
+  const auto scale_stride = static_cast<size_t>(o.groups * per_scale);  // a row's scales
+  for (int half = 0; half < 16; half += 8) {
+    __m512 acc[8];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int64_t g = 0; g < o.groups; ++g) {
+      const uint8_t* levels = o.levels + (g * 16 + half) * kGroup;
+      const int8_t* x = o.x_tiles + g * kGroup * 16;
+      __m512i sums[8];
+      for (auto& s : sums) s = _mm512_setzero_si512();
+      for (int c = 0; c < kGroup / 4; ++c) {
+        const __m512i xc = _mm512_loadu_si512(x + c * 64);
+        for (int m = 0; m < 8; ++m) {
+          int32_t four;
+          std::memcpy(&four, levels + m * kGroup + 4 * c, 4);
+          sums[m] = _mm512_dpbusd_epi32(sums[m], _mm512_set1_epi32(four), xc);
+        }
+      }
+      const __m512 d = _mm512_loadu_ps(o.dx + (g / per_block) * 16);
+      const __m512 x_sums = _mm512_loadu_ps(o.x_sums + g * 16);
+      for (int m = 0; m < 8; ++m) {
+        const size_t at = static_cast<size_t>(half + m) * scale_stride + static_cast<size_t>(g * per_scale);
+        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(o.scales[at]), d);
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[m]), s, acc[m]);
+        acc[m] = _mm512_fnmadd_ps(_mm512_set1_ps(o.offsets[at]), x_sums, acc[m]);
       }
     }
+    for (int m = 0; m < 8; ++m) _mm512_storeu_ps(out + (half + m) * 16, acc[m]);
   }
-  for (int r = 0; r < 4; ++r)
-    for (int t = 0; t < T; ++t) out[r * 4 + t] = hsum(acc[r][t]);
 }
 
 }  // namespace
@@ -61,14 +67,6 @@ void pack_activation(const float* x, int64_t blocks, int8_t* q, float* d, float*
   }
 }
 
-void tile_4xn(const uint8_t* levels, const float* scales, int64_t blocks, const int8_t* const* xq, const float* const* dx,
-              int n_tokens, float* out) {
-  switch (n_tokens) {
-    case 1: return tile<1>(levels, scales, blocks, xq, dx, out);
-    case 2: return tile<2>(levels, scales, blocks, xq, dx, out);
-    case 3: return tile<3>(levels, scales, blocks, xq, dx, out);
-    default: return tile<4>(levels, scales, blocks, xq, dx, out);
-  }
-}
+void tile_16x16(const TileOperands& o, float* out) { o.group == 32 ? tile<32>(o, out) : tile<16>(o, out); }
 
 }  // namespace longqa::kernels::vnni
