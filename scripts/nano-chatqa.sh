@@ -58,8 +58,8 @@ else
   model=(--hidden 192 --layers 4 --heads 3 --kv-heads 3 --ffn 512 --tied)
   s1a=(--seq-len 512 --batch 8 --steps 3000 --warmup 50 --lr 2e-3 --min-lr 2e-4)
   s1b=(--seq-len 512 --batch 8 --steps 1600 --warmup 20 --lr 1e-3 --min-lr 1e-4)
-  s2=(--seq-len 4096 --batch 1 --steps 200 --warmup 5 --lr 5e-4 --min-lr 1e-4)
-  s3=(--seq-len 4096 --batch 1 --steps 200 --warmup 5 --lr 5e-4 --min-lr 5e-5)
+  s2=(--seq-len 4096 --batch 1 --steps 300 --warmup 5 --lr 5e-4 --min-lr 1e-4)
+  s3=(--seq-len 4096 --batch 1 --steps 400 --warmup 5 --lr 5e-4 --min-lr 5e-5)
   short_sft=(--seq-len 512 --batch 8 --steps 100 --warmup 5 --lr 5e-4 --min-lr 5e-5)
   long_len=4096 short_len=512 niah_lengths=512,1024,2048,4096 threads=0 every=50
 fi

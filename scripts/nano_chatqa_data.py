@@ -7,7 +7,7 @@ Writes to OUT:
                   again (copying where the previous token says what follows), lists of facts with
                   questions and answers, and text with facts planted in it, some followed by a
                   question and its answer (lookup tasks: passkeys, key-value facts, "what does the
-                  passage say")
+                  passage say"), now and then one about a fact not there, answered with the refusal
   pretrain-b.jsonl  the second part: passages shown again and runs over a few recurring words
                   (copying where only the tokens before say what follows), and lookups
   extend.jsonl    long documents of the same kinds, for context extension
@@ -169,23 +169,32 @@ def plant(rng, paragraphs, statements):
     return "\n\n".join(paragraphs)
 
 
+def questions(rng, facts, planted):
+    """A question about every planted fact, in another order, each with its answer; in 30% of documents
+    one more about a fact the text does not hold, answered with the refusal. Refusing is a decision
+    taken at the answer's first token, after checking the question's key against the text; learnt in
+    SFT alone (a few hundred samples) it stays at the prior, answering always."""
+    asked = [(f.question, f.answer) for f in planted]
+    rng.shuffle(asked)
+    if rng.random() < 0.3:
+        absent = facts.absent(planted, same_family=0.5)
+        asked.insert(rng.randint(0, len(asked)), (absent.question, REFUSAL))
+    return "".join(f"\n\nQuestion: {q}\nAnswer: {a}" for q, a in asked)
+
+
 def lookup_document(rng, facts, passages, chars):
     """Text with facts planted, then a question about one of them and its answer (or plain text)."""
     paragraphs = haystack(rng, passages, chars)
     if rng.random() < 0.25:
         return "\n\n".join(paragraphs)
     planted = [facts.make() for _ in range(rng.randint(1, 4))]
-    text = plant(rng, paragraphs, [f.statement for f in planted])
-    rng.shuffle(planted)  # every planted fact is asked about, in another order
-    return text + "".join(f"\n\nQuestion: {f.question}\nAnswer: {f.answer}" for f in planted)
+    return plant(rng, paragraphs, [f.statement for f in planted]) + questions(rng, facts, planted)
 
 
 def fact_list_document(rng, facts):
     """Only facts, one a line, then a question about each and its answer: lookups at their densest."""
     planted = [facts.make() for _ in range(rng.randint(3, 8))]
-    text = "\n".join(f.statement for f in planted)
-    rng.shuffle(planted)
-    return text + "".join(f"\n\nQuestion: {f.question}\nAnswer: {f.answer}" for f in planted)
+    return "\n".join(f.statement for f in planted) + questions(rng, facts, planted)
 
 
 def copy_document(rng, facts, passages, kind):

@@ -7,7 +7,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include <omp.h>
 
@@ -21,35 +20,64 @@ constexpr int64_t kPanelRows = 64;  // four vectors of sums per token
 constexpr int64_t kSlice = 256;     // elements of K per packed panel: 64 KiB of floats
 constexpr int kTokens = 6;          // tokens per register tile: 6 x 4 = 24 accumulators
 
-// Row r's elements [k0, k0 + n) as floats.
-void widen(const MatrixView& w, int64_t r, int64_t k0, int64_t n, float* out) {
-  const void* row = w.row(r);
-  int64_t k = 0;
-  if (w.type == WType::F32) {
-    std::memcpy(out, static_cast<const float*>(row) + k0, static_cast<size_t>(n) * sizeof(float));
-    return;
-  }
-  const auto* h = static_cast<const uint16_t*>(row) + k0;
-  if (w.type == WType::F16) {
-    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + k, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + k))));
-    for (; k < n; ++k) out[k] = f16_to_f32(h[k]);
-  } else {
-    for (; k + 16 <= n; k += 16) {
-      const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + k)));
-      _mm512_storeu_ps(out + k, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+// Elements [k, k + 16) of row r as floats; past `n` of them, zeros.
+__m512 widen16(const MatrixView& w, int64_t r, int64_t k, int64_t n) {
+  if (n < 16) {
+    alignas(64) float part[16] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      const void* row = w.row(r);
+      part[i] = w.type == WType::F32 ? static_cast<const float*>(row)[k + i]
+              : w.type == WType::F16 ? f16_to_f32(static_cast<const uint16_t*>(row)[k + i])
+                                     : bf16_to_f32(static_cast<const uint16_t*>(row)[k + i]);
     }
-    for (; k < n; ++k) out[k] = bf16_to_f32(h[k]);
+    return _mm512_load_ps(part);
+  }
+  if (w.type == WType::F32) return _mm512_loadu_ps(static_cast<const float*>(w.row(r)) + k);
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w.row(r)) + k));
+  if (w.type == WType::F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// In place: r[i][j] becomes r[j][i]. Pairs of 32-bit elements, then of 64, then 128-bit lanes twice.
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  // u[4q + c] holds, in each 128-bit lane L, element 4L + c of rows 4q .. 4q + 3.
+  __m512 u[16];
+  for (int q = 0; q < 16; q += 4) {
+    u[q] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44), u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
+    u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44), u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(a, e, 0x88), r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88), r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
   }
 }
 
-// Rows [r0, r0 + 64) x K [k0, k0 + n) as panel[k][row]; rows past the matrix are zeros.
-void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* rows_buf, float* panel) {
+// Rows [r0, r0 + 64) x K [k0, k0 + n) as panel[k][row], 16 x 16 blocks transposed in registers; rows
+// past the matrix are zeros.
+void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* panel) {
   const int64_t rows = std::min(kPanelRows, w.rows - r0);
-  for (int64_t m = 0; m < rows; ++m) widen(w, r0 + m, k0, n, rows_buf + m * kSlice);
-  for (int64_t k = 0; k < n; ++k) {
-    float* out = panel + k * kPanelRows;
-    for (int64_t m = 0; m < rows; ++m) out[m] = rows_buf[m * kSlice + k];
-    for (int64_t m = rows; m < kPanelRows; ++m) out[m] = 0;
+  for (int64_t m0 = 0; m0 < kPanelRows; m0 += 16)
+    for (int64_t k = 0; k < n; k += 16) {
+      const int64_t width = std::min<int64_t>(16, n - k);
+      __m512 block[16];
+      for (int64_t i = 0; i < 16; ++i) block[i] = m0 + i < rows ? widen16(w, r0 + m0 + i, k0 + k, width) : _mm512_setzero_ps();
+      transpose16(block);
+      for (int64_t c = 0; c < width; ++c) _mm512_storeu_ps(panel + (k + c) * kPanelRows + m0, block[c]);
+    }
+}
+
+// Asks for rows [r0, r0 + 64) x K [k0, k0 + n) to be brought into L2 while the tiles run on the
+// panel before them: pack's 64 row streams would otherwise wait on memory for every line.
+void prefetch(const MatrixView& w, int64_t r0, int64_t k0, int64_t n) {
+  const size_t element = w.type == WType::F32 ? 4 : 2;
+  for (int64_t r = r0; r < std::min(r0 + kPanelRows, w.rows); ++r) {
+    const char* row = static_cast<const char*>(w.row(r));
+    for (size_t b = static_cast<size_t>(k0) * element; b < static_cast<size_t>(k0 + n) * element; b += 64)
+      _mm_prefetch(row + b, _MM_HINT_T1);
   }
 }
 
@@ -87,20 +115,21 @@ constexpr TileFn kTiles[kTokens + 1] = {nullptr, tile<1>, tile<2>, tile<3>, tile
 
 void gemm_f32(const MatrixView& w, const float* x, int64_t n_tokens, float* y, int n_threads, std::vector<uint8_t>& scratch) {
   const int64_t panels = (w.rows + kPanelRows - 1) / kPanelRows;
-  // Per thread: the K-major panel, then the widened rows it is made from.
-  constexpr size_t kThreadFloats = 2 * kPanelRows * kSlice;
+  // Per thread: the K-major panel.
+  constexpr size_t kThreadFloats = kPanelRows * kSlice;
   const size_t bytes = static_cast<size_t>(std::max(n_threads, 1)) * kThreadFloats * sizeof(float);
   if (scratch.size() < bytes) scratch.resize(bytes);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && panels > 1)
   {
     float* panel = reinterpret_cast<float*>(scratch.data()) + static_cast<size_t>(omp_get_thread_num()) * kThreadFloats;
-    float* rows_buf = panel + kPanelRows * kSlice;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)  // contiguous panels: a thread's next panel is p + 1
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, w.rows - r0);
       for (int64_t k0 = 0; k0 < w.cols; k0 += kSlice) {
         const int64_t n = std::min(kSlice, w.cols - k0);
-        pack(w, r0, k0, n, rows_buf, panel);
+        pack(w, r0, k0, n, panel);
+        if (k0 + n < w.cols) prefetch(w, r0, k0 + n, std::min(kSlice, w.cols - k0 - n));
+        else if (p + 1 < panels) prefetch(w, r0 + kPanelRows, 0, std::min(kSlice, w.cols));
         for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
           const int m = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
           kTiles[m](panel, x + t0 * w.cols + k0, w.cols, n, y + t0 * w.rows + r0, w.rows, rows, k0 == 0);
