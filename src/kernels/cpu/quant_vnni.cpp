@@ -1,5 +1,6 @@
-// AVX-512 VNNI (on 256-bit vectors, AVX-512 VL) dot products of Q8_0 and Q4_0 weights with Q8_0
-// activations, and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K activations. Q4_0's levels 0..15
+// AVX-512 VNNI dot products of Q8_0 and Q4_0 weights with Q8_0 activations (256-bit vectors with
+// AVX-512 VL; Q4_0 two blocks per 512-bit vector), and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K
+// activations. Q4_0's levels 0..15
 // are unsigned already, and Q8_0's become so by flipping the sign bit (q + 128), so one vpdpbusd
 // multiplies a block with the signed activation bytes, where AVX2 needs two sign operations, maddubs
 // and madd (and a subtraction for Q4_0). The offset this leaves, 8 or 128 times sum_b d_w d_x
@@ -8,6 +9,10 @@
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd from vectors made by one
 // broadcast load each. Same integer sums as the scalar reference; the float sums run in another
 // order. Compiled with AVX-512 VL/VNNI and entered only after the run-time CPU check (see dot.cpp).
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
+// -W(maybe-)uninitialized reports at every inlined use: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstring>
@@ -61,32 +66,43 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const auto* b = static_cast<const BlockQ8_0*>(x);
   const int64_t nb = n / kQK;
   const auto* trailer = reinterpret_cast<const float*>(b + nb);  // d_x[nb], then d_x sum(x_q)[nb]; may be unaligned
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  // Levels of block i (low nibbles are elements 0..15, high nibbles 16..31) times its activations.
-  auto dot = [&](int64_t i) {
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs));
-    const __m256i levels = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
-    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))));
+  // Blocks i and i + 1 in one 512-bit vpdpbusd: their levels (low nibbles are elements 0..15, high
+  // nibbles 16..31) laid out as the two blocks' activations are, lanes 0-7 summing block i, 8-15 i + 1.
+  auto dot2 = [&](int64_t i) {
+    const __m256i packed = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(a[i + 1].qs), reinterpret_cast<const __m128i*>(a[i].qs));
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);  // lo i, lo i+1, hi i, hi i+1
+    const __m512i levels = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+    const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i + 1].qs)), 1);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), levels, xq));
   };
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 offset = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
     simd::prefetch(a + i, 8 * sizeof(BlockQ4_0));
     const __m256 dw = simd::scales8(a + i);
-    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i));
+    const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i)));
     offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(trailer + nb + i), offset);
-    for (int k = 0; k < 8; k += 2) {
-      acc0 = _mm256_fmadd_ps(simd::lane(scale, k), dot(i + k), acc0);
-      acc1 = _mm256_fmadd_ps(simd::lane(scale, k + 1), dot(i + k + 1), acc1);
-    }
+    // Block k's scale in lanes 0-7, block k + 1's in 8-15.
+    auto pair_scale = [&](int k) {
+      return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(k), _mm256_set1_epi32(k + 1), 1), scale);
+    };
+    acc0 = _mm512_fmadd_ps(pair_scale(0), dot2(i), acc0);
+    acc1 = _mm512_fmadd_ps(pair_scale(2), dot2(i + 2), acc1);
+    acc0 = _mm512_fmadd_ps(pair_scale(4), dot2(i + 4), acc0);
+    acc1 = _mm512_fmadd_ps(pair_scale(6), dot2(i + 6), acc1);
   }
   float tail = 0, tail_offset = 0;
   for (; i < nb; ++i) {
     const float dw = _cvtsh_ss(a[i].d);
-    tail += dw * trailer_at(trailer, i) * simd::hsum(dot(i));
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs));
+    const __m256i levels = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs)));
+    tail += dw * trailer_at(trailer, i) * simd::hsum(_mm256_cvtepi32_ps(p));
     tail_offset += dw * trailer_at(trailer, nb + i);
   }
-  return simd::hsum(_mm256_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
 }
 
 namespace {
