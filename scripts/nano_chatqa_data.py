@@ -240,6 +240,16 @@ def pretrain_document(rng, facts, passages, part, short_chars):
 def sft_sample(rng, facts, passages, chars):
     paragraphs = haystack(rng, passages, chars)
     planted = [facts.make() for _ in range(rng.randint(1, 3))]
+    # In half the samples, one or two more facts of the first one's family with other keys: the reply
+    # must match the question's key, not only find a sentence of its shape (without them a model copies
+    # the first value of the asked family, and never learns when to refuse).
+    if planted[0].kind != facts.PASS_KEY and rng.random() < 0.5:
+        for _ in range(rng.randint(1, 2)):
+            other = facts.make(planted[0].kind)
+            while any(f.question == other.question for f in planted):  # a key drawn again
+                other = facts.make(planted[0].kind)
+            planted.append(other)
+        rng.shuffle(planted)
     if rng.random() < 0.25:  # the asked fact is not in the context
         asked = facts.absent(planted, same_family=0.8)
         answer = REFUSAL

@@ -1,11 +1,10 @@
 #include "kernels/cpu/gemm_q.h"
 
-#include <emmintrin.h>
+#include <emmintrin.h>  // SSE2: baseline x86-64, like the rest of this file
 #include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/quant.h"
