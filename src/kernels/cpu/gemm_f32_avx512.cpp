@@ -10,8 +10,8 @@
 
 #include <omp.h>
 
+#include "kernels/cpu/dot.h"
 #include "kernels/cpu/gemm_f32.h"
-#include "util/fp16.h"
 
 namespace longqa::kernels::avx512 {
 namespace {
@@ -20,21 +20,18 @@ constexpr int64_t kPanelRows = 64;  // four vectors of sums per token
 constexpr int64_t kSlice = 256;     // elements of K per packed panel: 64 KiB of floats
 constexpr int kTokens = 6;          // tokens per register tile: 6 x 4 = 24 accumulators
 
-// Elements [k, k + 16) of row r as floats; past `n` of them, zeros.
-__m512 widen16(const MatrixView& w, int64_t r, int64_t k, int64_t n) {
+size_t element_bytes(WType type) { return type == WType::F32 ? 4 : 2; }  // F32, F16, BF16
+
+// The 16 elements at `at` (of a row of `type`) as floats; past `n` of them, zeros.
+__m512 widen16(WType type, const uint8_t* at, int64_t n) {
   if (n < 16) {
     alignas(64) float part[16] = {};
-    for (int64_t i = 0; i < n; ++i) {
-      const void* row = w.row(r);
-      part[i] = w.type == WType::F32 ? static_cast<const float*>(row)[k + i]
-              : w.type == WType::F16 ? f16_to_f32(static_cast<const uint16_t*>(row)[k + i])
-                                     : bf16_to_f32(static_cast<const uint16_t*>(row)[k + i]);
-    }
+    to_f32(type, at, part, n);
     return _mm512_load_ps(part);
   }
-  if (w.type == WType::F32) return _mm512_loadu_ps(static_cast<const float*>(w.row(r)) + k);
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w.row(r)) + k));
-  if (w.type == WType::F16) return _mm512_cvtph_ps(h);
+  if (type == WType::F32) return _mm512_loadu_ps(reinterpret_cast<const float*>(at));
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
+  if (type == WType::F16) return _mm512_cvtph_ps(h);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
@@ -60,11 +57,15 @@ void transpose16(__m512 r[16]) {
 // past the matrix are zeros.
 void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* panel) {
   const int64_t rows = std::min(kPanelRows, w.rows - r0);
+  const size_t stride = w.row_stride(), element = element_bytes(w.type);
+  const auto* first = static_cast<const uint8_t*>(w.row(r0)) + static_cast<size_t>(k0) * element;
   for (int64_t m0 = 0; m0 < kPanelRows; m0 += 16)
     for (int64_t k = 0; k < n; k += 16) {
       const int64_t width = std::min<int64_t>(16, n - k);
       __m512 block[16];
-      for (int64_t i = 0; i < 16; ++i) block[i] = m0 + i < rows ? widen16(w, r0 + m0 + i, k0 + k, width) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < 16; ++i)
+        block[i] = m0 + i < rows ? widen16(w.type, first + static_cast<size_t>(m0 + i) * stride + static_cast<size_t>(k) * element, width)
+                                 : _mm512_setzero_ps();
       transpose16(block);
       for (int64_t c = 0; c < width; ++c) _mm512_storeu_ps(panel + (k + c) * kPanelRows + m0, block[c]);
     }
@@ -73,7 +74,7 @@ void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* panel) 
 // Asks for rows [r0, r0 + 64) x K [k0, k0 + n) to be brought into L2 while the tiles run on the
 // panel before them: pack's 64 row streams would otherwise wait on memory for every line.
 void prefetch(const MatrixView& w, int64_t r0, int64_t k0, int64_t n) {
-  const size_t element = w.type == WType::F32 ? 4 : 2;
+  const size_t element = element_bytes(w.type);
   for (int64_t r = r0; r < std::min(r0 + kPanelRows, w.rows); ++r) {
     const char* row = static_cast<const char*>(w.row(r));
     for (size_t b = static_cast<size_t>(k0) * element; b < static_cast<size_t>(k0 + n) * element; b += 64)
