@@ -280,8 +280,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     float* discard = zero + hd;           // and its dq
     std::fill(dq_sum, dq_sum + n_rows * qs, 0.0f);
     std::fill(zero, zero + hd, 0.0f);
-    // One task per key tile of a (sequence, kv head): its dk and dv rows are this task's alone.
-#pragma omp for schedule(dynamic, 1)
+    // One task per key tile of a (sequence, kv head): its dk and dv rows are this task's alone. Tasks
+    // go to threads round-robin, not first come: each thread's dq share then sums the same tasks in
+    // the same order every run, so training is deterministic for a seed and a thread count.
+#pragma omp for schedule(static, 1)
     for (int64_t task = 0; task < s.seqs * s.kv_heads * tiles; ++task) {
       const int64_t sg = task / tiles, j0 = task % tiles * kKeys, seq = sg / s.kv_heads, kvh = sg % s.kv_heads;
       const int64_t base = seq * s.t, n = std::min(kKeys, s.t - j0);
