@@ -49,7 +49,7 @@ def main():
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
                 f.write("\n\n".join(paragraphs))
-            cmd = [a.longqa, "ask", "--doc", doc, "--mode", a.mode, "--json", "-n", "40"] + a.ask_args.split()
+            cmd = [a.longqa, "ask", "--doc", doc, "--mode", a.mode, "--json", "-n", "64"] + a.ask_args.split()
             if a.model:
                 cmd += ["--model", a.model]
             r = subprocess.run(cmd + [question], capture_output=True, text=True)
