@@ -180,7 +180,7 @@ def plant(rng, paragraphs, statements):
 def questions(rng, facts, planted):
     """A question about every planted fact, in another order, each with its answer; in 30% of documents
     one more about a fact the text does not hold, answered with the refusal. Refused at the answer's
-    first token, it is never learnt here (the extended model refuses none of 20 absent facts even in
+    first token, it is never learnt here (the extended model refuses none of 8 absent facts even in
     bare fact lists); SFT's `Fact.missing` is what teaches refusing. Kept as it is, so that stages 1–2
     of the committed model remain this script's output."""
     asked = [(f.question, f.answer) for f in planted]
