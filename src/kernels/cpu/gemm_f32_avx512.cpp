@@ -20,8 +20,6 @@ constexpr int64_t kPanelRows = 64;  // four vectors of sums per token
 constexpr int64_t kSlice = 256;     // elements of K per packed panel: 64 KiB of floats
 constexpr int kTokens = 6;          // tokens per register tile: 6 x 4 = 24 accumulators
 
-size_t element_bytes(WType type) { return type == WType::F32 ? 4 : 2; }  // F32, F16, BF16
-
 // The 16 elements at `at` (of a row of `type`) as floats; past `n` of them, zeros.
 __m512 widen16(WType type, const uint8_t* at, int64_t n) {
   if (n < 16) {
@@ -57,7 +55,7 @@ void transpose16(__m512 r[16]) {
 // past the matrix are zeros.
 void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* panel) {
   const int64_t rows = std::min(kPanelRows, w.rows - r0);
-  const size_t stride = w.row_stride(), element = element_bytes(w.type);
+  const size_t stride = w.row_stride(), element = row_bytes(w.type, 1);
   const auto* first = static_cast<const uint8_t*>(w.row(r0)) + static_cast<size_t>(k0) * element;
   for (int64_t m0 = 0; m0 < kPanelRows; m0 += 16)
     for (int64_t k = 0; k < n; k += 16) {
@@ -74,7 +72,7 @@ void pack(const MatrixView& w, int64_t r0, int64_t k0, int64_t n, float* panel) 
 // Asks for rows [r0, r0 + 64) x K [k0, k0 + n) to be brought into L2 while the tiles run on the
 // panel before them: pack's 64 row streams would otherwise wait on memory for every line.
 void prefetch(const MatrixView& w, int64_t r0, int64_t k0, int64_t n) {
-  const size_t element = element_bytes(w.type);
+  const size_t element = row_bytes(w.type, 1);
   for (int64_t r = r0; r < std::min(r0 + kPanelRows, w.rows); ++r) {
     const char* row = static_cast<const char*>(w.row(r));
     for (size_t b = static_cast<size_t>(k0) * element; b < static_cast<size_t>(k0 + n) * element; b += 64)
