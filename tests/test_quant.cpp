@@ -136,11 +136,15 @@ std::vector<std::pair<const char*, DotFn>> fast_dots(WType t) {
     case WType::Q6_K: out.emplace_back("avx2", avx2::dot_q6_k); break;
     default: break;
   }
-  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q8_0) out.emplace_back("vnni", vnni::dot_q8_0);
-  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q4_0) out.emplace_back("vnni", vnni::dot_q4_0);
-  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q4_K) out.emplace_back("vnni", vnni::dot_q4_k);
-  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q5_K) out.emplace_back("vnni", vnni::dot_q5_k);
-  if (cpu.avx512vl && cpu.avx512vnni && t == WType::Q6_K) out.emplace_back("vnni", vnni::dot_q6_k);
+  if (!(cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni)) return out;
+  switch (t) {
+    case WType::Q8_0: out.emplace_back("vnni", vnni::dot_q8_0); break;
+    case WType::Q4_0: out.emplace_back("vnni", vnni::dot_q4_0); break;
+    case WType::Q4_K: out.emplace_back("vnni", vnni::dot_q4_k); break;
+    case WType::Q5_K: out.emplace_back("vnni", vnni::dot_q5_k); break;
+    case WType::Q6_K: out.emplace_back("vnni", vnni::dot_q6_k); break;
+    default: break;
+  }
   return out;
 }
 

@@ -18,6 +18,7 @@ const CpuFeatures& cpu_features() {
     f.f16c = __builtin_cpu_supports("f16c");
     f.avx512f = __builtin_cpu_supports("avx512f");
     f.avx512vl = __builtin_cpu_supports("avx512vl");
+    f.avx512bw = __builtin_cpu_supports("avx512bw");
     f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
     f.avx512vnni = __builtin_cpu_supports("avx512vnni");
     unsigned a = 0, b = 0, c = 0, d = 0;

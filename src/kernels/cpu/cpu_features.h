@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool f16c = false;
   bool avx512f = false;
   bool avx512vl = false;
+  bool avx512bw = false;
   bool avx512bf16 = false;
   bool avx512vnni = false;
   // AMX tiles with int8 / BF16 products (and AVX-512 VNNI / BF16 beside them), and the kernel has

@@ -106,7 +106,7 @@ DotFn reference_dot_fn(WType t) {
 
 DotFn dot_fn(WType t) {
   const CpuFeatures& cpu = cpu_features();
-  if (cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512vnni) {
+  if (cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni) {
     if (t == WType::Q8_0) return vnni::dot_q8_0;
     if (t == WType::Q4_0) return vnni::dot_q4_0;
     if (t == WType::Q4_K) return vnni::dot_q4_k;

@@ -99,7 +99,7 @@ float dot_q5_k(const void* w, const void* x, int64_t n);
 float dot_q6_k(const void* w, const void* x, int64_t n);
 }  // namespace avx2
 
-namespace vnni {  // AVX-512 VL + VNNI on 256-bit vectors; Q8_0 x with its trailer (see act_row_bytes)
+namespace vnni {  // AVX-512 VL + BW + VNNI, mostly on 256-bit vectors; Q8_0 x with its trailer (see act_row_bytes)
 float dot_q8_0(const void* w, const void* x, int64_t n);
 float dot_q4_0(const void* w, const void* x, int64_t n);
 float dot_q4_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K

@@ -1,5 +1,5 @@
 // AVX-512 VNNI dot products of Q8_0 and Q4_0 weights with Q8_0 activations (256-bit vectors with
-// AVX-512 VL; Q4_0 two blocks per 512-bit vector), and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K
+// AVX-512 VL; Q4_0 two blocks per 512-bit vector, its scales gathered with an AVX-512 BW permute), and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K
 // activations. Q4_0's levels 0..15
 // are unsigned already, and Q8_0's become so by flipping the sign bit (q + 128), so one vpdpbusd
 // multiplies a block with the signed activation bytes, where AVX2 needs two sign operations, maddubs
@@ -8,7 +8,7 @@
 // act_row_bytes). That frees the vector multiply ports, which bound these loops (BENCHMARKS.md). The
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd from vectors made by one
 // broadcast load each. Same integer sums as the scalar reference; the float sums run in another
-// order. Compiled with AVX-512 VL/VNNI and entered only after the run-time CPU check (see dot.cpp).
+// order. Compiled with AVX-512 VL/BW/VNNI and entered only after the run-time CPU check (see dot.cpp).
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -W(maybe-)uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -67,11 +67,13 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const int64_t nb = n / kQK;
   const auto* trailer = reinterpret_cast<const float*>(b + nb);  // d_x[nb], then d_x sum(x_q)[nb]; may be unaligned
   // Blocks i and i + 1 in one 512-bit vpdpbusd: their levels (low nibbles are elements 0..15, high
-  // nibbles 16..31) laid out as the two blocks' activations are, lanes 0-7 summing block i, 8-15 i + 1.
+  // nibbles 16..31) laid out as the two blocks' activations are, lanes 0-7 summing block i, 8-15 i + 1:
+  // each block's 16 bytes broadcast to both halves of 256 bits by its load, the upper copy shifted by 4.
+  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
   auto dot2 = [&](int64_t i) {
-    const __m256i packed = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(a[i + 1].qs), reinterpret_cast<const __m128i*>(a[i].qs));
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);  // lo i, lo i+1, hi i, hi i+1
-    const __m512i levels = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+    auto twice = [&](int64_t k) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[k].qs))); };
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(twice(i)), twice(i + 1), 1);  // qs i, qs i, qs i+1, qs i+1
+    const __m512i levels = _mm512_and_si512(_mm512_srlv_epi64(both, nibble_shift), _mm512_set1_epi8(0x0F));
     const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))),
                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i + 1].qs)), 1);
     return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), levels, xq));
@@ -81,7 +83,12 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
     simd::prefetch(a + i, 8 * sizeof(BlockQ4_0));
-    const __m256 dw = simd::scales8(a + i);
+    // The 8 blocks' F16 scales, words 0, 9, ..., 63 of their first 128 bytes: one two-source word
+    // permute (a gather, as the AVX2 path uses, took a third of this loop's time on a Zen 5).
+    const __m128i halves = _mm512_castsi512_si128(_mm512_permutex2var_epi16(
+        _mm512_loadu_si512(a + i), _mm512_castsi256_si512(_mm256_setr_epi16(0, 9, 18, 27, 36, 45, 54, 63, 0, 0, 0, 0, 0, 0, 0, 0)),
+        _mm512_loadu_si512(reinterpret_cast<const uint8_t*>(a + i) + 64)));
+    const __m256 dw = _mm256_cvtph_ps(halves);
     const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i)));
     offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(trailer + nb + i), offset);
     // Block k's scale in lanes 0-7, block k + 1's in 8-15.
