@@ -76,6 +76,14 @@ TEST(Router, FollowsTheBudget) {
   EXPECT_EQ(choose_route(Mode::Auto, 1000, 200, 1200, true).route, Route::Long);  // fits: no need to split
   EXPECT_EQ(choose_route(Mode::Rag, 10, 10, 1200, true).route, Route::Rag);
   EXPECT_THROW(choose_route(Mode::Long, 5000, 200, 1200, false), Error);
+}
+
+TEST(Router, ChunksLeaveASmallWindowRoom) {
+  EXPECT_EQ(rag_chunk_tokens(131072), 1200);  // ChatQA-2's chunks
+  EXPECT_EQ(rag_chunk_tokens(9600), 1200);
+  EXPECT_EQ(rag_chunk_tokens(8192), 1024);
+  EXPECT_EQ(rag_chunk_tokens(4096), 512);
+  EXPECT_EQ(rag_chunk_tokens(7), 1);
   EXPECT_TRUE(is_summary_request("Please summarize the report"));
   EXPECT_TRUE(is_summary_request("Give me an OVERVIEW"));
   EXPECT_FALSE(is_summary_request("Who signed the treaty?"));
@@ -172,9 +180,26 @@ TEST(Ask, RetrievedChunksAreCutToTheContext) {
   EXPECT_LT(p.citations.size(), 6u);
   EXPECT_LE(static_cast<int64_t>(p.prompt.ids.size()) + 4, 330);
   EXPECT_NE(p.reason.find("retrieved chunks fit the context of 330"), std::string::npos) << p.reason;
+  EXPECT_NE(p.reason.find("in chunks of 60 tokens"), std::string::npos) << p.reason;
   o.max_context = 120;  // not even one chunk
   Conversation tight(*model, o);
   EXPECT_THROW(tight.prepare(question), Error);
+}
+
+TEST(Ask, DocumentsAreChunkedForTheContextByDefault) {
+  Docs d;
+  const auto model = Model::load(test::model_dir("tiny-chatqa2"));
+  AskOptions o;
+  o.docs = {d.big};
+  o.mode = Mode::Rag;
+  o.k = 2;
+  o.generation.max_tokens = 4;
+  o.max_context = 480;  // chunks of an eighth of it
+  Conversation c(*model, o);
+  const Conversation::Prepared p = c.prepare("What is the name of the lighthouse keeper's cat?");
+  EXPECT_NE(p.reason.find("in chunks of 60 tokens"), std::string::npos) << p.reason;
+  ASSERT_GE(p.citations.size(), 1u);
+  EXPECT_GT(p.citations[0].chunk, 0);  // the last section: one 1,200-token chunk would hold the whole text
 }
 
 TEST(Ask, SummariesBeyondTheWindowAreBuiltInParts) {

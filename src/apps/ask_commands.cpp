@@ -122,7 +122,8 @@ void add_shared(CLI::App* cmd, AskCommandState& s) {
   cmd->add_option("--mode", s.mode, "auto (whole text when it fits the budget, else retrieval), long or rag")->capture_default_str();
   cmd->add_option("--long-budget", s.options.long_budget, "tokens the whole-text route may use")->capture_default_str();
   cmd->add_option("--k", s.options.k, "chunks retrieved")->capture_default_str();
-  cmd->add_option("--chunk-tokens", s.options.chunk_tokens, "chunk size when retrieving from --doc files")->capture_default_str();
+  cmd->add_option("--chunk-tokens", s.options.chunk_tokens,
+                  "chunk size when retrieving from --doc files (default: 1200, or an eighth of a smaller context)");
   cmd->add_option("--retriever", s.options.retriever, "bm25, dense or hybrid (auto: hybrid when there are vectors)")->capture_default_str();
   cmd->add_option("--embed-model", s.embed_model, "with --doc: embed chunks for dense retrieval");
   cmd->add_option("--template", s.template_name, "chatqa, llama3, chatml or mistral (default: from the model)");

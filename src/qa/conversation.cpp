@@ -108,7 +108,7 @@ std::vector<retrieval::SearchResult> Conversation::retrieve(const std::string& q
     retrieval::AddOptions add;
     add.tokenizer = model_.path();
     add.embed_model = o_.embed_model;
-    add.chunk.chunk_tokens = o_.chunk_tokens;
+    add.chunk.chunk_tokens = doc_chunk_tokens();
     add.threads = o_.threads;
     std::vector<std::string> paths;
     for (const std::string& p : o_.docs) paths.push_back(p);
@@ -192,6 +192,10 @@ Conversation::Prompt Conversation::checked(Prompt prompt) const {
 int64_t Conversation::context_limit() const {
   const int64_t model = model_.config().context_length;
   return o_.max_context > 0 ? std::min(o_.max_context, model) : model;
+}
+
+int64_t Conversation::doc_chunk_tokens() const {
+  return o_.chunk_tokens > 0 ? o_.chunk_tokens : rag_chunk_tokens(context_limit());
 }
 
 AskResult Conversation::answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text) {
@@ -314,6 +318,7 @@ Conversation::Prepared Conversation::prepare(const std::string& question) {
       c = joined(found, --n);
       prompt = build_prompt(c.text, turns);
     }
+    if (!temp_index_dir_.empty()) p.reason += "; the documents in chunks of " + std::to_string(doc_chunk_tokens()) + " tokens";
     if (n < found.size())
       p.reason += "; the best " + std::to_string(n) + " of " + std::to_string(found.size()) + " retrieved chunks fit the context of " +
                   std::to_string(context_limit()) + " positions";

@@ -32,7 +32,7 @@ struct AskOptions {
   Mode mode = Mode::Auto;
   int64_t long_budget = 32768;        // capped at the model's context
   int64_t k = 5;                      // chunks retrieved
-  int64_t chunk_tokens = 1200;        // chunking of --doc files for retrieval
+  int64_t chunk_tokens = 0;           // chunking of --doc files for retrieval; 0: rag_chunk_tokens (router.h)
   std::string retriever = "auto";     // bm25, dense, hybrid; auto: hybrid when there are vectors
   std::optional<std::string> embed_model;  // --doc with retrieval: embed the chunks too
   std::optional<Template> chat_template;   // default: recognised from the model
@@ -110,6 +110,7 @@ class Conversation {
   Prompt build_prompt(const std::string& context, const std::vector<Turn>& turns) const;
   Prompt checked(Prompt prompt) const;  // raises Error unless fits_with_answer
   int64_t context_limit() const;
+  int64_t doc_chunk_tokens() const;  // --chunk-tokens, or the router's size for this context
   // Prefills (reusing what it can) and generates; the session keeps the prompt, not the answer.
   AskResult answer(const Prompt& prompt, const std::function<bool(std::string_view)>& on_text);
   AskResult map_reduce(const std::string& question, const std::function<bool(std::string_view)>& on_text);

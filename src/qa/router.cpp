@@ -43,6 +43,8 @@ RouteDecision choose_route(Mode mode, int64_t prompt_tokens, int64_t answer_toke
   return {Route::Rag, ""};
 }
 
+int64_t rag_chunk_tokens(int64_t context) { return std::clamp<int64_t>(context / 8, 1, 1200); }
+
 bool is_summary_request(const std::string& question) {
   std::string q = question;
   std::transform(q.begin(), q.end(), q.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
