@@ -69,6 +69,14 @@ TEST(ChatTemplate, RecognisedFromModelMetadata) {
   EXPECT_EQ(detect_template(*Model::load(test::model_dir("tiny-mistral"))), Template::ChatQA);  // none: plain text
 }
 
+TEST(Router, ChunksLeaveASmallWindowRoom) {
+  EXPECT_EQ(rag_chunk_tokens(131072), 1200);  // ChatQA-2's chunks
+  EXPECT_EQ(rag_chunk_tokens(9600), 1200);
+  EXPECT_EQ(rag_chunk_tokens(8192), 1024);
+  EXPECT_EQ(rag_chunk_tokens(4096), 512);
+  EXPECT_EQ(rag_chunk_tokens(7), 1);
+}
+
 TEST(Router, FollowsTheBudget) {
   EXPECT_EQ(choose_route(Mode::Auto, 1000, 200, 1200, false).route, Route::Long);
   EXPECT_EQ(choose_route(Mode::Auto, 1001, 200, 1200, false).route, Route::Rag);
@@ -76,14 +84,6 @@ TEST(Router, FollowsTheBudget) {
   EXPECT_EQ(choose_route(Mode::Auto, 1000, 200, 1200, true).route, Route::Long);  // fits: no need to split
   EXPECT_EQ(choose_route(Mode::Rag, 10, 10, 1200, true).route, Route::Rag);
   EXPECT_THROW(choose_route(Mode::Long, 5000, 200, 1200, false), Error);
-}
-
-TEST(Router, ChunksLeaveASmallWindowRoom) {
-  EXPECT_EQ(rag_chunk_tokens(131072), 1200);  // ChatQA-2's chunks
-  EXPECT_EQ(rag_chunk_tokens(9600), 1200);
-  EXPECT_EQ(rag_chunk_tokens(8192), 1024);
-  EXPECT_EQ(rag_chunk_tokens(4096), 512);
-  EXPECT_EQ(rag_chunk_tokens(7), 1);
   EXPECT_TRUE(is_summary_request("Please summarize the report"));
   EXPECT_TRUE(is_summary_request("Give me an OVERVIEW"));
   EXPECT_FALSE(is_summary_request("Who signed the treaty?"));

@@ -1,9 +1,9 @@
 // AVX-512 VNNI dot products of Q8_0 and Q4_0 weights with Q8_0 activations (256-bit vectors with
-// AVX-512 VL; Q4_0 two blocks per 512-bit vector, its scales gathered with an AVX-512 BW permute), and of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K
-// activations. Q4_0's levels 0..15
-// are unsigned already, and Q8_0's become so by flipping the sign bit (q + 128), so one vpdpbusd
-// multiplies a block with the signed activation bytes, where AVX2 needs two sign operations, maddubs
-// and madd (and a subtraction for Q4_0). The offset this leaves, 8 or 128 times sum_b d_w d_x
+// AVX-512 VL; Q4_0 two blocks per 512-bit vector, its scales fetched by an AVX-512 BW permute), and
+// of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K activations. Q4_0's levels 0..15 are unsigned
+// already, and Q8_0's become so by flipping the sign bit (q + 128), so one vpdpbusd multiplies a
+// block with the signed activation bytes, where AVX2 needs two sign operations, maddubs and madd
+// (and a subtraction for Q4_0). The offset this leaves, 8 or 128 times sum_b d_w d_x
 // sum(x_q), comes from the activation row's trailer of scaled block sums (computed once per row, see
 // act_row_bytes). That frees the vector multiply ports, which bound these loops (BENCHMARKS.md). The
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd from vectors made by one
