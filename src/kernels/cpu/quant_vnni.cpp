@@ -7,7 +7,7 @@
 // sum(x_q), comes from the activation row's trailer of scaled block sums (computed once per row, see
 // act_row_bytes). That frees the vector multiply ports, which bound these loops (BENCHMARKS.md). The
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd from vectors made by one
-// broadcast load each. Same integer sums as the scalar reference; the float sums run in another
+// broadcast load each (Q4_K: four sub-blocks per 512-bit vector, their scales by one permute). Same integer sums as the scalar reference; the float sums run in another
 // order. Compiled with AVX-512 VL/BW/VNNI and entered only after the run-time CPU check (see dot.cpp).
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -W(maybe-)uninitialized reports at every inlined use: a known false positive.
