@@ -30,6 +30,11 @@ inline float trailer_at(const float* trailer, int64_t i) {
   return v;
 }
 
+// One 512-bit vector of two 256-bit halves: lo in bits 0-255, hi in 256-511.
+inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
 }  // namespace
 
 float dot_q8_0(const void* w, const void* x, int64_t n) {
@@ -72,11 +77,9 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
   auto dot2 = [&](int64_t i) {
     auto twice = [&](int64_t k) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[k].qs))); };
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(twice(i)), twice(i + 1), 1);  // qs i, qs i, qs i+1, qs i+1
+    const __m512i both = join(twice(i), twice(i + 1));  // qs i, qs i, qs i+1, qs i+1
     const __m512i levels = _mm512_and_si512(_mm512_srlv_epi64(both, nibble_shift), _mm512_set1_epi8(0x0F));
-    const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs))),
-                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i + 1].qs)), 1);
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), levels, xq));
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), levels, join(load256(b[i].qs), load256(b[i + 1].qs))));
   };
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 offset = _mm256_setzero_ps();
@@ -93,7 +96,7 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
     offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(trailer + nb + i), offset);
     // Block k's scale in lanes 0-7, block k + 1's in 8-15.
     auto pair_scale = [&](int k) {
-      return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(k), _mm256_set1_epi32(k + 1), 1), scale);
+      return _mm512_permutexvar_ps(join(_mm256_set1_epi32(k), _mm256_set1_epi32(k + 1)), scale);
     };
     acc0 = _mm512_fmadd_ps(pair_scale(0), dot2(i), acc0);
     acc1 = _mm512_fmadd_ps(pair_scale(2), dot2(i + 2), acc1);
@@ -159,11 +162,9 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
   const auto* a = static_cast<const BlockQ4_K*>(w);
   const auto* b = static_cast<const BlockQ8_K*>(x);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  auto halves = [](const int8_t* p, int second) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + second)), 1);
-  };
-  auto lanes = [](int first, int second) { return _mm512_inserti64x4(_mm512_set1_epi32(first), _mm256_set1_epi32(second), 1); };
+  // Activations p[0, 32) and p[64, 96), the elements of the sub-blocks in one vector's two halves.
+  auto halves = [](const int8_t* p) { return join(load256(p), load256(p + 64)); };
+  auto lanes = [](int first, int second) { return join(_mm256_set1_epi32(first), _mm256_set1_epi32(second)); };
   __m512 acc = _mm512_setzero_ps();
   __m256 min_acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
@@ -175,9 +176,9 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
     for (int h = 0; h < 2; ++h) {
       const __m512i packed = _mm512_loadu_si512(a[i].qs + 64 * h);
       const int8_t* x_q = b[i].qs + 128 * h;
-      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(packed, low4), halves(x_q, 64)),
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(packed, low4), halves(x_q)),
                                  _mm512_permutexvar_epi32(lanes(4 * h, 4 * h + 2), scales));
-      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4), halves(x_q + 32, 64)),
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4), halves(x_q + 32)),
                                  _mm512_permutexvar_epi32(lanes(4 * h + 1, 4 * h + 3), scales));
     }
     const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].bsums)), min_pairs);
