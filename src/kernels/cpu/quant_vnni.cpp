@@ -6,9 +6,10 @@
 // (and a subtraction for Q4_0). The offset this leaves, 8 or 128 times sum_b d_w d_x
 // sum(x_q), comes from the activation row's trailer of scaled block sums (computed once per row, see
 // act_row_bytes). That frees the vector multiply ports, which bound these loops (BENCHMARKS.md). The
-// K-quants keep maddubs, but apply their sub-block scales with vpdpwssd from vectors made by one
-// broadcast load each (Q4_K: four sub-blocks per 512-bit vector, their scales by one permute). Same integer sums as the scalar reference; the float sums run in another
-// order. Compiled with AVX-512 VL/BW/VNNI and entered only after the run-time CPU check (see dot.cpp).
+// K-quants keep maddubs, but apply their sub-block scales with vpdpwssd on 512-bit vectors, the
+// scales of a vector's four 128-bit lanes made by one permute. Same integer sums as the scalar
+// reference; the float sums run in another order. Compiled with AVX-512 VL/BW/VNNI and entered only
+// after the run-time CPU check (see dot.cpp).
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -W(maybe-)uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -132,35 +133,12 @@ inline void k_scale_pairs(const uint8_t* scales_field, __m256i& scale_pairs, __m
   min_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
 }
 
-// One Q5_K super-block times its Q8_K activations, added to acc: levels(c, lo, hi) gives the
-// unsigned levels of sub-blocks 2c and 2c + 1.
-template <typename Levels>
-inline __m256 dot_k_affine(const uint8_t* scales_field, uint16_t d, uint16_t dmin, const BlockQ8_K& xb, __m256 acc, Levels levels) {
-  __m256i pairs, min_pairs;
-  k_scale_pairs(scales_field, pairs, min_pairs);
-  alignas(32) int32_t scale_pairs[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(scale_pairs), pairs);
-  __m256i sums = _mm256_setzero_si256();
-  for (int c = 0; c < 4; ++c) {
-    __m256i lo, hi;
-    levels(c, lo, hi);
-    const auto* x_q = reinterpret_cast<const __m256i*>(xb.qs + 64 * c);
-    sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(lo, _mm256_loadu_si256(x_q)), _mm256_set1_epi32(scale_pairs[2 * c]));
-    sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(hi, _mm256_loadu_si256(x_q + 1)), _mm256_set1_epi32(scale_pairs[2 * c + 1]));
-  }
-  const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), min_pairs);
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(xb.d * _cvtsh_ss(d)), _mm256_cvtepi32_ps(sums), acc);
-  return _mm256_fnmadd_ps(_mm256_set1_ps(xb.d * _cvtsh_ss(dmin)), _mm256_cvtepi32_ps(min_sums), acc);
-}
-
-}  // namespace
-
-// Q4_K on 512-bit vectors: 64 bytes of levels hold sub-blocks 4h, 4h + 2 (low nibbles) and 4h + 1,
-// 4h + 3 (high), each 256-bit half beside its 32 activations and its scale from one permute
-// (0.75 -> 0.66 ns per 32 elements on a Zen 5 against the 256-bit form, BENCHMARKS.md).
-float dot_q4_k(const void* w, const void* x, int64_t n) {
-  const auto* a = static_cast<const BlockQ4_K*>(w);
-  const auto* b = static_cast<const BlockQ8_K*>(x);
+// Q4_K and Q5_K on 512-bit vectors: 64 bytes of levels hold sub-blocks 4h, 4h + 2 (low nibbles) and
+// 4h + 1, 4h + 3 (high), each 256-bit half beside its 32 activations and its scale from one permute
+// (Q4_K: 0.75 -> 0.66 ns per 32 elements on a Zen 5 against the 256-bit form, BENCHMARKS.md).
+// fifth(i, h, high) gives Q5_K's fifth bits of those sub-blocks at bit 4 (Q4_K: none).
+template <typename Block, typename FifthBits>
+inline float dot_k_affine(const Block* a, const BlockQ8_K* b, int64_t n, FifthBits fifth) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   // Activations p[0, 32) and p[64, 96), the elements of the sub-blocks in one vector's two halves.
   auto halves = [](const int8_t* p) { return join(load256(p), load256(p + 64)); };
@@ -168,7 +146,7 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
   __m512 acc = _mm512_setzero_ps();
   __m256 min_acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    simd::prefetch(a + i, sizeof(BlockQ4_K));
+    simd::prefetch(a + i, sizeof(Block));
     __m256i pairs, min_pairs;
     k_scale_pairs(a[i].scales, pairs, min_pairs);
     const __m512i scales = _mm512_castsi256_si512(pairs);
@@ -176,10 +154,10 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
     for (int h = 0; h < 2; ++h) {
       const __m512i packed = _mm512_loadu_si512(a[i].qs + 64 * h);
       const int8_t* x_q = b[i].qs + 128 * h;
-      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(packed, low4), halves(x_q)),
-                                 _mm512_permutexvar_epi32(lanes(4 * h, 4 * h + 2), scales));
-      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4), halves(x_q + 32)),
-                                 _mm512_permutexvar_epi32(lanes(4 * h + 1, 4 * h + 3), scales));
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(packed, low4), fifth(i, h, 0));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4), fifth(i, h, 1));
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(lo, halves(x_q)), _mm512_permutexvar_epi32(lanes(4 * h, 4 * h + 2), scales));
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(hi, halves(x_q + 32)), _mm512_permutexvar_epi32(lanes(4 * h + 1, 4 * h + 3), scales));
     }
     const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].bsums)), min_pairs);
     acc = _mm512_fmadd_ps(_mm512_set1_ps(b[i].d * _cvtsh_ss(a[i].d)), _mm512_cvtepi32_ps(sums), acc);
@@ -188,65 +166,62 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
   return _mm512_reduce_add_ps(acc) - simd::hsum(min_acc);
 }
 
-float dot_q5_k(const void* w, const void* x, int64_t n) {
-  const auto* a = static_cast<const BlockQ5_K*>(w);
-  const auto* b = static_cast<const BlockQ8_K*>(x);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    simd::prefetch(a + i, sizeof(BlockQ5_K));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qh));
-    acc = dot_k_affine(a[i].scales, a[i].d, a[i].dmin, b[i], acc, [&](int c, __m256i& lo, __m256i& hi) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs + 32 * c));
-      // Sub-block s takes bit s of each qh byte as its fifth bit, moved to bit 4 by one shift.
-      const __m256i h_lo = _mm256_and_si256(2 * c <= 4 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4), bit4);
-      const __m256i h_hi = _mm256_and_si256(2 * c + 1 <= 4 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3), bit4);
-      lo = _mm256_or_si256(_mm256_and_si256(packed, low4), h_lo);
-      hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4), h_hi);
-    });
-  }
-  return simd::hsum(acc);
+}  // namespace
+
+float dot_q4_k(const void* w, const void* x, int64_t n) {
+  return dot_k_affine(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(x), n,
+                      [](int64_t, int, int) { return _mm512_setzero_si512(); });
 }
 
+float dot_q5_k(const void* w, const void* x, int64_t n) {
+  const auto* a = static_cast<const BlockQ5_K*>(w);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  // Sub-block s takes bit s of each qh byte; rotating each 64-bit lane left by 4 - s (mod 64) moves
+  // it to bit 4 of the same byte. Per [h][high]: the halves' sub-blocks 4h (+1), 4h + 2 (+1).
+  const __m512i rotate[2][2] = {{_mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), _mm512_setr_epi64(3, 3, 3, 3, 1, 1, 1, 1)},
+                                {_mm512_setr_epi64(0, 0, 0, 0, 62, 62, 62, 62), _mm512_setr_epi64(63, 63, 63, 63, 61, 61, 61, 61)}};
+  return dot_k_affine(a, static_cast<const BlockQ8_K*>(x), n, [&](int64_t i, int h, int high) {
+    return _mm512_and_si512(_mm512_rolv_epi64(_mm512_broadcast_i64x4(load256(a[i].qh)), rotate[h][high]), bit4);
+  });
+}
+
+// Q6_K on 512-bit vectors: the 64 bytes ql[64h, 64h + 64) hold, in their low nibbles, elements
+// 128h + [0, 64) and in their high nibbles 128h + [64, 128), each beside 64 contiguous activations;
+// the 32 bytes of high bits qh[32h, 32h + 32) are broadcast to both halves and shifted per half.
+// The four 128-bit lanes of such a vector are four consecutive groups of 16, so one word permute of
+// the 16 scales gives the vpdpwssd factors.
 float dot_q6_k(const void* w, const void* x, int64_t n) {
   const auto* a = static_cast<const BlockQ6_K*>(w);
   const auto* b = static_cast<const BlockQ8_K*>(x);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-  // Spreads a dword holding two int16 scales (groups g, g + 1) over the low and the high 16 bytes.
-  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-  __m256 acc = _mm256_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+  // Bits 4-5 of a level come from qh: bits 0-1 (shifted left 4) for elements [0, 32), 2-3 (left 2)
+  // for [32, 64), 4-5 for [64, 96), 6-7 (right 2) for [96, 128) of each half of the block.
+  const __m512i shift_low = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), shift_high = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+  // Word w of a scale vector takes scale g + w / 8: words 0-7 group g, 8-15 g + 1, and so on.
+  const __m512i word_group = _mm512_setr_epi32(0, 0, 0, 0, 0x10001, 0x10001, 0x10001, 0x10001, 0x20002, 0x20002, 0x20002, 0x20002,
+                                                0x30003, 0x30003, 0x30003, 0x30003);
+  auto groups = [&](int g) { return _mm512_add_epi16(_mm512_set1_epi16(static_cast<int16_t>(g)), word_group); };
+  __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
     simd::prefetch(a + i, sizeof(BlockQ6_K));
-    alignas(32) int16_t scales[16];
     const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].scales)));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(scales), s16);
+    const __m512i scales = _mm512_castsi256_si512(s16);
     // The levels carry a +32 offset: the sums start at -32 * scale * (sum of x quants), group by group.
-    __m256i sums = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                    _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].bsums))), 5));
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].bsums))), 5);
+    __m512i sums = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_castsi256_si512(offset));
     for (int h = 0; h < 2; ++h) {
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].ql + 64 * h));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].ql + 64 * h + 32));
-      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qh + 32 * h));
-      // Unsigned levels 0..63 of elements h*128 + [0,32), [32,64), [64,96), [96,128): the high two bits
-      // moved to bits 4 and 5 by one shift and a mask each.
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
-          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(hb, bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
-      };
-      for (int k = 0; k < 4; ++k) {
-        const int e = 128 * h + 32 * k;  // first element; groups e/16 and e/16 + 1
-        int32_t pair;
-        std::memcpy(&pair, scales + e / 16, sizeof pair);
-        const __m256i scale = _mm256_shuffle_epi8(_mm256_set1_epi32(pair), spread);
-        const __m256i x_q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + e));
-        sums = _mm256_dpwssd_epi32(sums, _mm256_maddubs_epi16(q[k], x_q), scale);
-      }
+      const __m512i packed = _mm512_loadu_si512(a[i].ql + 64 * h);
+      const __m512i high = _mm512_broadcast_i64x4(load256(a[i].qh + 32 * h));
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(packed, low4), _mm512_and_si512(_mm512_sllv_epi64(high, shift_low), bits45));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4),
+                                         _mm512_and_si512(_mm512_srlv_epi64(high, shift_high), bits45));
+      const int8_t* x_q = b[i].qs + 128 * h;
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x_q)), _mm512_permutexvar_epi16(groups(8 * h), scales));
+      sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x_q + 64)), _mm512_permutexvar_epi16(groups(8 * h + 4), scales));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * _cvtsh_ss(a[i].d)), _mm256_cvtepi32_ps(sums), acc);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(b[i].d * _cvtsh_ss(a[i].d)), _mm512_cvtepi32_ps(sums), acc);
   }
-  return simd::hsum(acc);
+  return _mm512_reduce_add_ps(acc);
 }
 
 }  // namespace longqa::kernels::vnni
