@@ -11,6 +11,7 @@
 
 #include "data/bpe_trainer.h"
 #include "data/megatron_dataset.h"
+#include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/transformer.h"
 #include "test_util.h"
@@ -359,12 +360,11 @@ TEST(Trainer, TheEngineComputesTheTrainersLossFromItsCheckpoint) {
   EXPECT_NEAR(trainer_loss, engine_loss, 1e-4 * trainer_loss);
 }
 
-TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
-  TempDir dir;
-  const std::string tokenizer = small_tokenizer(dir);
+// A 60-step run of a small model on a learnable pattern, writing to dir/full.gguf.
+TrainOptions small_run(TempDir& dir) {
   TrainOptions o;
   o.data = write_dataset(dir, 300, 8000);
-  o.tokenizer = tokenizer;
+  o.tokenizer = small_tokenizer(dir);
   o.shape = tiny_config();
   o.shape.vocab = 0;  // the tokenizer's
   o.shape.hidden = 32;
@@ -378,6 +378,17 @@ TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
   o.threads = 1;  // OpenMP threads spin: two 2-thread tests under ctest -j2 would oversubscribe 2 cores
   o.seed = 1;
   o.out = dir.file("full.gguf");
+  return o;
+}
+
+std::vector<float> weights_of(const std::string& path) {
+  TrainModel m = TrainModel::from_gguf(path, 0, 0);
+  return {m.params().begin(), m.params().end()};
+}
+
+TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
+  TempDir dir;
+  TrainOptions o = small_run(dir);
   const TrainReport full = run_training(o);
   EXPECT_EQ(full.steps, 60);
   EXPECT_LT(full.last_loss, 0.1 * full.first_loss) << "first " << full.first_loss << ", last " << full.last_loss;
@@ -403,6 +414,55 @@ TEST(Trainer, ASmallModelLearnsAPatternAndAResumedRunEndsWithTheSameWeights) {
   const auto model = Model::load(dir.file("full.gguf"));
   EXPECT_EQ(model->config().hidden, 32);
   EXPECT_EQ(model->tokenizer().vocab_size(), 300);
+}
+
+TEST(Trainer, TailAveragingEndsWithTheMeanOfTheSnapshotsAndResumesExactly) {
+  TempDir dir;
+  TrainOptions o = small_run(dir);
+  o.steps = 30;
+  // The snapshots by hand: a plain run stopped at steps 20, 25 and 30.
+  o.out = dir.file("plain.gguf");
+  std::vector<double> sum;
+  for (const int64_t stop : {20, 25, 30}) {
+    o.stop_at = stop;
+    o.resume = stop > 20;
+    run_training(o);
+    const std::vector<float> w = weights_of(o.out);
+    sum.resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) sum[i] += w[i];
+  }
+  const std::vector<float> last = weights_of(o.out);
+  std::vector<float> mean(sum.size());
+  for (size_t i = 0; i < sum.size(); ++i) mean[i] = static_cast<float>(sum[i] / 3);
+
+  o.resume = false;
+  o.stop_at = 0;
+  o.average_from = 20;
+  o.average_every = 5;
+  o.out = dir.file("averaged.gguf");
+  EXPECT_EQ(run_training(o).steps, 30);
+  const std::vector<float> averaged = weights_of(o.out);
+  EXPECT_EQ(averaged, mean);
+  EXPECT_NE(averaged, last);
+  EXPECT_EQ(gguf::File(o.out).get_int("longqa.train.averaged_snapshots"), 3);
+  EXPECT_FALSE(std::filesystem::exists(o.out + ".average"));
+
+  // Cut between two snapshots and resumed: the same mean.
+  o.out = dir.file("cut.gguf");
+  o.stop_at = 22;
+  run_training(o);
+  EXPECT_TRUE(std::filesystem::exists(o.out + ".average"));
+  o.stop_at = 0;
+  o.resume = true;
+  EXPECT_EQ(run_training(o).steps, 8);
+  EXPECT_EQ(weights_of(o.out), mean);
+
+  // A mean is not a state to continue from, and the last step must be a snapshot.
+  o.steps = 40;
+  EXPECT_THROW(run_training(o), Error);
+  o.resume = false;
+  o.average_from = 21;
+  EXPECT_THROW(run_training(o), Error);
 }
 
 TEST(Trainer, SftSamplesTrainOnTheAnswerOnly) {

@@ -41,6 +41,9 @@ std::shared_ptr<TrainCommandState> add_train_commands(CLI::App& app) {
   t->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints (default: the end only)");
   t->add_option("--stop-at", o.stop_at, "stop after this step, checkpointed (continue with --resume)");
   t->add_flag("--resume", o.resume, "continue the run checkpointed at --out");
+  t->add_option("--average-from", o.average_from,
+                "the final checkpoint is the mean of the weights after this step and every --average-every steps after it");
+  t->add_option("--average-every", o.average_every, "steps between the averaged snapshots");
   t->callback([s] {
     const train::TrainReport r = train::run_training(s->o);
     std::printf("data: %s\ntrained %lld steps: loss %.4f -> %.4f, %.0f tokens/s, %.1f s; checkpoint %s (log %s.csv)\n",

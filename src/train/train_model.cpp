@@ -160,13 +160,14 @@ TrainModel TrainModel::from_gguf(const std::string& path, double rope_theta, int
   return t;
 }
 
-void TrainModel::save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step) const {
+void TrainModel::save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step, int64_t averaged) const {
   using gguf::TensorType;
   const ModelConfig m = c_.model_config();
   gguf::Writer w;
   write_hparams(w, m, name);
   w.set("general.file_type", gguf::Value::u32(0));
   if (step >= 0) w.set("longqa.train.step", gguf::Value::u32(static_cast<uint32_t>(step)));
+  if (averaged > 0) w.set("longqa.train.averaged_snapshots", gguf::Value::u32(static_cast<uint32_t>(averaged)));
   if (tokenizer.size() > 5 && tokenizer.substr(tokenizer.size() - 5) == ".gguf") {
     const gguf::File src(tokenizer);
     for (const auto& [key, value] : src.metadata())

@@ -44,7 +44,9 @@ class TrainModel {
   void init_random(uint64_t seed);
   // Writes the model and the tokenizer (a tokenizer.json, or the GGUF it came from) as a GGUF file;
   // a training step >= 0 is recorded under `longqa.train.step`.
-  void save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step = -1) const;
+  // step >= 0: recorded as longqa.train.step; averaged > 0: the weights are the mean of that many snapshots.
+  void save_gguf(const std::string& path, const std::string& tokenizer, const std::string& name, int64_t step = -1,
+                 int64_t averaged = 0) const;
 
   const TrainConfig& config() const { return c_; }
   std::span<float> params() { return params_; }

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
+#include <vector>
 
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
@@ -64,7 +66,43 @@ void AdamW::step(TrainModel& model, const TrainOptions& o, double lr, int thread
 
 namespace {
 constexpr char kOptimMagic[8] = {'L', 'Q', 'A', 'D', 'A', 'M', 'W', '1'};
-}
+constexpr char kAverageMagic[8] = {'L', 'Q', 'A', 'A', 'V', 'G', '0', '1'};
+
+// The sum, in doubles, of the weights at the snapshot steps so far; the mean is rounded to float once.
+struct TailAverage {
+  std::vector<double> sum;
+  int64_t snapshots = 0;
+
+  void add(std::span<const float> p, int threads) {
+    const auto n = static_cast<int64_t>(p.size());
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; ++i) sum[static_cast<size_t>(i)] += static_cast<double>(p[static_cast<size_t>(i)]);
+    ++snapshots;
+  }
+  void mean_into(std::span<float> p) const {
+    for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<float>(sum[i] / static_cast<double>(snapshots));
+  }
+  void save(const std::string& path) const {
+    std::string bytes(kAverageMagic, sizeof kAverageMagic);
+    const uint64_t n = sum.size();
+    bytes.append(reinterpret_cast<const char*>(&snapshots), 8);
+    bytes.append(reinterpret_cast<const char*>(&n), 8);
+    bytes.append(reinterpret_cast<const char*>(sum.data()), n * 8);
+    write_file_atomically(path, bytes);
+  }
+  void load(const std::string& path, int64_t expected_snapshots) {
+    const MappedFile f(path);
+    const uint64_t n = sum.size();
+    if (f.size() != 24 + 8 * n || std::memcmp(f.data(), kAverageMagic, 8) != 0)
+      throw Error(path + ": not the weight average of this model (" + std::to_string(n) + " parameters)");
+    std::memcpy(&snapshots, f.data() + 8, 8);
+    if (snapshots != expected_snapshots)
+      throw Error(path + ": holds " + std::to_string(snapshots) + " snapshots where the checkpoint's step implies " +
+                  std::to_string(expected_snapshots));
+    std::memcpy(sum.data(), f.data() + 24, n * 8);
+  }
+};
+}  // namespace
 
 void AdamW::save(const std::string& path) const {
   std::string bytes(kOptimMagic, sizeof kOptimMagic);
@@ -89,6 +127,9 @@ void AdamW::load(const std::string& path) {
 TrainReport run_training(const TrainOptions& o) {
   if (o.out.empty()) throw Error("--out is required");
   if (o.seq_len < 2 || o.batch < 1 || o.accumulation < 1 || o.steps < 1) throw Error("--seq-len, --batch, --accumulation and --steps must be positive");
+  const bool averaging = o.average_from > 0;
+  if (averaging && (o.average_every < 1 || o.average_from > o.steps || (o.steps - o.average_from) % o.average_every != 0))
+    throw Error("--average-from must be a step of the run, --average-every positive, and the last step one of the snapshots");
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   const auto tokenizer = load_tokenizer(o.tokenizer);
 
@@ -110,12 +151,24 @@ TrainReport run_training(const TrainOptions& o) {
   if (o.seq_len > c.context) throw Error("--seq-len exceeds the model's context (" + std::to_string(c.context) + ")");
   const std::unique_ptr<BatchSource> rows = open_batches(o.data, *tokenizer, o.seq_len, c.bos, c.eos, o.seed);
 
+  // Snapshot steps are average_from, average_from + average_every, ...; how many are done by `step`.
+  auto snapshots_by = [&](int64_t step) { return averaging && step >= o.average_from ? (step - o.average_from) / o.average_every + 1 : 0; };
   AdamW adam(model);
+  TailAverage average;
+  if (averaging) average.sum.assign(model.params().size(), 0.0);
+  const std::string average_path = o.out + ".average";
   if (o.resume) {
+    const gguf::File checkpoint(o.out);
     adam.load(o.out + ".optim");
-    const auto saved = gguf::File(o.out).get_int("longqa.train.step");
+    const auto saved = checkpoint.get_int("longqa.train.step");
     if (!saved || *saved != adam.steps())
       throw Error(o.out + ": the checkpoint's step and its optimizer state's (" + std::to_string(adam.steps()) + ") disagree");
+    const bool finished_mean = checkpoint.get_int("longqa.train.averaged_snapshots").has_value();
+    if (finished_mean && adam.steps() < o.steps)
+      throw Error(o.out + ": holds the mean of a finished run's snapshots, not weights to continue from (start a new run with --init)");
+    if (!finished_mean && snapshots_by(adam.steps()) > 0) average.load(average_path, snapshots_by(adam.steps()));
+  } else {
+    fs::remove(average_path);  // a sum left by an earlier run at this path is not this run's
   }
   const std::string csv_path = o.out + ".csv";
   std::ofstream csv(csv_path, o.resume ? std::ios::app : std::ios::trunc);
@@ -175,10 +228,18 @@ TrainReport run_training(const TrainOptions& o) {
                   static_cast<double>(report.steps * tokens_per_step) / std::max(seconds, 1e-9),
                   per_step * static_cast<double>((o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps) - step - 1));
     progress.update(static_cast<uint64_t>(step + 1), detail);
-    const bool stop = step + 1 == o.stop_at;
-    if (stop || step + 1 == o.steps || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
+    const bool stop = step + 1 == o.stop_at, last = step + 1 == o.steps;
+    if (snapshots_by(step + 1) > average.snapshots) average.add(model.params(), threads);
+    if (last && averaging) {
+      // The run's product is the mean; the last weights themselves are not kept.
+      average.mean_into(model.params());
+      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1, average.snapshots);
+      adam.save(o.out + ".optim");
+      fs::remove(average_path);
+    } else if (stop || last || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
       model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1);
       adam.save(o.out + ".optim");
+      if (average.snapshots > 0) average.save(average_path);
     }
     if (stop) break;
   }

@@ -4,6 +4,9 @@
 // then cosine decay, global-norm gradient clipping, gradient accumulation. Checkpoints are GGUF files
 // the engine loads as they are, with the optimizer's moments beside them (OUT.optim) so that a run
 // resumes exactly; every step is logged to OUT.csv. Deterministic for a seed and thread count.
+// Tail averaging (--average-from, --average-every): the checkpoint at the end holds the mean of the
+// weights after steps F, F + E, ..., --steps (a noisy short fine-tune's last steps, averaged); the
+// running sum sits beside the checkpoints (OUT.average) so that a cut run resumes exactly.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,8 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // steps; 0: only at the end
   int64_t stop_at = 0;           // end this invocation after that step (checkpointed; resume later)
   bool resume = false;           // continue from OUT and OUT.optim
+  int64_t average_from = 0;      // > 0: the final checkpoint is the mean of the weights after this step,
+  int64_t average_every = 0;     // ... and every this many steps after it up to --steps
 };
 
 struct TrainReport {
