@@ -6,7 +6,8 @@
 #   3. context extension: RoPE base 10,000 -> 160,000, continued pretraining at 4,096 tokens (8x) on
 #      long documents joined by "<s>"
 #   4. SFT in the ChatQA format: extractive QA over short and long contexts (related passages with the
-#      answer-bearing one at a random place, the NarrativeQA way) and "cannot find" cases
+#      answer-bearing one at a random place, the NarrativeQA way) and "cannot find" cases; the model
+#      is the mean of the weights over the SFT's last quarter (tail averaging)
 # plus, for the paper's contrast, the same SFT on the model before extension (at 512 tokens), and the
 # needle-in-a-haystack heatmaps of both.
 #
@@ -42,7 +43,7 @@ if [ "$mini" = "--mini" ]; then
   s1a=(--seq-len 256 --batch 2 --steps 4 --warmup 1 -t 1)
   s1b=(--seq-len 256 --batch 2 --steps 2 --warmup 1 -t 1)
   s2=(--seq-len 1024 --batch 1 --steps 2 --warmup 1 -t 1)
-  s3=(--seq-len 1024 --batch 2 --steps 3 --warmup 1 -t 1)
+  s3=(--seq-len 1024 --batch 2 --steps 3 --warmup 1 -t 1 --average-from 2 --average-every 1)
   short_sft=(--seq-len 768 --batch 2 --steps 2 --warmup 1 -t 1)
   long_len=1024 short_len=256 niah_lengths=384,768 threads=1 every=2
 else
@@ -59,8 +60,9 @@ else
   s1a=(--seq-len 512 --batch 8 --steps 3000 --warmup 50 --lr 2e-3 --min-lr 2e-4)
   s1b=(--seq-len 512 --batch 8 --steps 1600 --warmup 20 --lr 1e-3 --min-lr 1e-4)
   s2=(--seq-len 4096 --batch 1 --steps 300 --warmup 5 --lr 5e-4 --min-lr 1e-4)
-  s3=(--seq-len 4096 --batch 1 --steps 400 --warmup 5 --lr 5e-4 --min-lr 5e-5)
-  short_sft=(--seq-len 512 --batch 8 --steps 100 --warmup 5 --lr 5e-4 --min-lr 5e-5)
+  # SFT: the model is the mean of the weights after its last quarter's steps (every 25, or 5).
+  s3=(--seq-len 4096 --batch 1 --steps 400 --warmup 5 --lr 2.5e-4 --min-lr 2.5e-5 --average-from 300 --average-every 25)
+  short_sft=(--seq-len 512 --batch 8 --steps 100 --warmup 5 --lr 2.5e-4 --min-lr 2.5e-5 --average-from 80 --average-every 5)
   long_len=4096 short_len=512 niah_lengths=512,1024,2048,4096 threads=0 every=50
 fi
 
