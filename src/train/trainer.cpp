@@ -230,16 +230,14 @@ TrainReport run_training(const TrainOptions& o) {
     progress.update(static_cast<uint64_t>(step + 1), detail);
     const bool stop = step + 1 == o.stop_at, last = step + 1 == o.steps;
     if (snapshots_by(step + 1) > average.snapshots) average.add(model.params(), threads);
-    if (last && averaging) {
-      // The run's product is the mean; the last weights themselves are not kept.
-      average.mean_into(model.params());
-      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1, average.snapshots);
+    if (stop || last || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
+      // An averaged run's product is the mean; its last weights themselves are not kept.
+      const bool mean = last && averaging;
+      if (mean) average.mean_into(model.params());
+      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1, mean ? average.snapshots : 0);
       adam.save(o.out + ".optim");
-      fs::remove(average_path);
-    } else if (stop || last || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)) {
-      model.save_gguf(o.out, o.tokenizer, fs::path(o.out).stem().string(), step + 1);
-      adam.save(o.out + ".optim");
-      if (average.snapshots > 0) average.save(average_path);
+      if (mean) fs::remove(average_path);
+      else if (average.snapshots > 0) average.save(average_path);
     }
     if (stop) break;
   }
