@@ -106,6 +106,16 @@ class Facts:
             said = said[:-len(" says that")] + " is"
         return Fact(statement, question, value, answer, kind, f"{said} not given in the context. {REFUSAL}")
 
+    def several(self, n):
+        """n facts of random families, at most one of them a pass key: with two, the question "What is
+        the pass key?" would have two right answers (its family is the one whose question names no key)."""
+        planted = []
+        while len(planted) < n:
+            fact = self.make()
+            if fact.kind != self.PASS_KEY or all(f.kind != self.PASS_KEY for f in planted):
+                planted.append(fact)
+        return planted
+
     def absent(self, planted, same_family=0.0):
         """A fact whose question none of the planted facts answers: with probability same_family of a
         planted fact's family (so that a reply must check the key, not only find a sentence of the asked
@@ -248,6 +258,10 @@ def pretrain_document(rng, facts, passages, part, short_chars):
 
 def sft_sample(rng, facts, passages, chars):
     paragraphs = haystack(rng, passages, chars)
+    # Two pass keys can be drawn here, and then "What is the pass key?" has two right answers (50 of
+    # the recipe's 3,000 samples, one in six of those asking for the pass key). Kept so that the
+    # committed model stays this script's output: drawn with `facts.several`, three SFT runs (seeds
+    # 1-3) all scored below it (README, "The committed default model").
     planted = [facts.make() for _ in range(rng.randint(1, 3))]
     # In half the samples, one or two more facts of the first one's family with other keys: the reply
     # must match the question's key, not only find a sentence of its shape (without them a model copies

@@ -23,6 +23,18 @@ from nano_chatqa_data import Facts, haystack, read_passages  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def trial_document(rng, facts, passages, chars, absent):
+    """A document of about `chars` characters with three facts planted (at most one pass key, whose
+    question names no key), a question about one of them or, if `absent`, about a fact it does not
+    hold, and the value a right reply contains."""
+    paragraphs = haystack(rng, passages, chars)
+    planted = facts.several(3)
+    for fact in planted:
+        paragraphs.insert(rng.randint(0, len(paragraphs)), fact.statement)
+    asked = facts.absent(planted) if absent else rng.choice(planted)
+    return "\n\n".join(paragraphs), asked.question, asked.value
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="")
@@ -39,16 +51,11 @@ def main():
     correct = {"extractive": [0, 0], "absent": [0, 0]}
     with tempfile.TemporaryDirectory() as tmp:
         for trial in range(a.trials):
-            paragraphs = haystack(rng, passages, a.chars)
-            planted = [facts.make() for _ in range(3)]
-            for fact in planted:
-                paragraphs.insert(rng.randint(0, len(paragraphs)), fact.statement)
             absent = trial % 5 == 4
-            asked = facts.absent(planted) if absent else rng.choice(planted)
-            question, answer = asked.question, asked.value
+            text, question, answer = trial_document(rng, facts, passages, a.chars, absent)
             doc = os.path.join(tmp, f"doc{trial}.txt")
             with open(doc, "w") as f:
-                f.write("\n\n".join(paragraphs))
+                f.write(text)
             cmd = [a.longqa, "ask", "--doc", doc, "--mode", a.mode, "--json", "-n", "64"] + a.ask_args.split()
             if a.model:
                 cmd += ["--model", a.model]
