@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
+#include <tuple>
 
 #include "engine/model.h"
 #include "qa/chat_template.h"
@@ -75,6 +77,11 @@ TEST(Router, ChunksLeaveASmallWindowRoom) {
   EXPECT_EQ(rag_chunk_tokens(8192), 1024);
   EXPECT_EQ(rag_chunk_tokens(4096), 512);
   EXPECT_EQ(rag_chunk_tokens(7), 1);
+  EXPECT_EQ(rag_chunk_order(131072), ChunkOrder::BestFirst);  // ChatQA's
+  EXPECT_EQ(rag_chunk_order(9600), ChunkOrder::BestFirst);
+  EXPECT_EQ(rag_chunk_order(9599), ChunkOrder::BestLast);
+  EXPECT_EQ(parse_chunk_order(chunk_order_name(ChunkOrder::BestLast)), ChunkOrder::BestLast);
+  EXPECT_THROW(parse_chunk_order("best"), Error);
 }
 
 TEST(Router, FollowsTheBudget) {
@@ -200,6 +207,42 @@ TEST(Ask, DocumentsAreChunkedForTheContextByDefault) {
   EXPECT_NE(p.reason.find("in chunks of 60 tokens"), std::string::npos) << p.reason;
   ASSERT_GE(p.citations.size(), 1u);
   EXPECT_GT(p.citations[0].chunk, 0);  // the last section: one 1,200-token chunk would hold the whole text
+}
+
+TEST(Ask, TheBestChunkGoesNearestTheQuestionInASmallWindow) {
+  Docs d;
+  const auto model = Model::load(test::model_dir("tiny-chatqa2"));
+  AskOptions o;
+  o.docs = {d.big};
+  o.mode = Mode::Rag;
+  o.k = 3;
+  o.chunk_tokens = 60;
+  o.generation.max_tokens = 4;
+  const std::string question = "What did the committee say about the budget and the lighthouse keeper's cat?";  // every section
+  // Where the best chunk (the cat's) sits in the prompt's text, and the route's reason.
+  auto prepared = [&](std::optional<ChunkOrder> order, int64_t max_context) {
+    o.chunk_order = order;
+    o.max_context = max_context;
+    Conversation c(*model, o);
+    const Conversation::Prepared p = c.prepare(question);
+    EXPECT_EQ(p.citations.size(), 3u);
+    const std::string text = model->tokenizer().decode(p.prompt.ids);
+    const size_t cat = text.find("Marmalade"), question_at = text.rfind(question);
+    EXPECT_NE(cat, std::string::npos);
+    EXPECT_NE(question_at, std::string::npos);
+    return std::tuple{p.citations, text.substr(cat, question_at - cat), p.reason};
+  };
+  const auto [first_cited, first_tail, first_reason] = prepared(ChunkOrder::BestFirst, 0);
+  const auto [last_cited, last_tail, last_reason] = prepared(ChunkOrder::BestLast, 0);
+  EXPECT_NE(first_tail.find("Section"), std::string::npos) << first_tail;  // the other chunks follow the best
+  EXPECT_EQ(last_tail.find("Section"), std::string::npos) << last_tail;    // nothing between it and the question
+  ASSERT_EQ(first_cited.size(), last_cited.size());
+  for (size_t i = 0; i < first_cited.size(); ++i) EXPECT_EQ(first_cited[i].chunk, last_cited[i].chunk);  // rank order both
+  EXPECT_EQ(first_reason.find("best chunk last"), std::string::npos) << first_reason;
+  EXPECT_NE(last_reason.find("best chunk last"), std::string::npos) << last_reason;
+  // By default: ChatQA's order where the window takes ChatQA-2's chunks, best last in a smaller one.
+  EXPECT_EQ(std::get<1>(prepared(std::nullopt, 0)), first_tail);
+  EXPECT_NE(std::get<2>(prepared(std::nullopt, 4096)).find("best chunk last"), std::string::npos);
 }
 
 TEST(Ask, SummariesBeyondTheWindowAreBuiltInParts) {

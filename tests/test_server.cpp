@@ -95,6 +95,9 @@ TEST(Server, BadRequestsGetOneClearJsonError) {
   expect_error("/v1/chat/completions",
                R"({"messages": [{"role": "user", "content": "x"}], "longqa": {"documents": ["/nonexistent.txt"]}})", 400,
                "/nonexistent.txt");
+  expect_error("/v1/chat/completions",
+               R"({"messages": [{"role": "user", "content": "x"}], "longqa": {"index": true, "chunk_order": "middle"}})", 400,
+               "best-first or best-last");
   expect_error("/v1/completions", R"({"prompt": ""})", 400, "'prompt'");
   expect_error("/v1/embeddings", R"({"input": [1, 2]})", 400, "'input'");
   expect_error("/v1/chat/completions", std::string(70000, ' '), 413, "too large");
@@ -113,7 +116,7 @@ TEST(Server, BadRequestsGetOneClearJsonError) {
   EXPECT_EQ(added["files_added"], 1);
   const auto [q_code, answer] = post("/v1/chat/completions",
                                      R"({"messages": [{"role": "user", "content": "What has a long tusk?"}], "max_tokens": 2,
-                                         "temperature": 0, "longqa": {"index": true, "mode": "rag", "k": 1}})");
+                                         "temperature": 0, "longqa": {"index": true, "mode": "rag", "k": 1, "chunk_order": "best-last"}})");
   ASSERT_EQ(q_code, 200) << answer.dump();
   EXPECT_EQ(answer["longqa"]["route"], "rag");
   ASSERT_EQ(answer["longqa"]["citations"].size(), 1u);

@@ -20,7 +20,7 @@ struct AskCommandState {
   ModelArgs model;
   AskOptions options;
   std::vector<std::string> docs;
-  std::string index, mode = "auto", template_name, embed_model, kv_cache_dir, kv_type = "f16", question, api_key;
+  std::string index, mode = "auto", chunk_order, template_name, embed_model, kv_cache_dir, kv_type = "f16", question, api_key;
   bool json = false;
   server::ServerOptions serve;
 };
@@ -33,6 +33,7 @@ AskOptions resolve(AskCommandState& s) {
   if (!s.index.empty()) o.index = s.index;
   if (o.docs.empty() == s.index.empty()) throw Error("give documents (--doc) or an index (--index)");
   o.mode = parse_mode(s.mode);
+  if (!s.chunk_order.empty()) o.chunk_order = parse_chunk_order(s.chunk_order);
   if (!s.template_name.empty()) o.chat_template = parse_template(s.template_name);
   if (!s.embed_model.empty()) o.embed_model = s.embed_model;
   if (!s.kv_cache_dir.empty()) o.kv_cache_dir = s.kv_cache_dir;
@@ -124,6 +125,9 @@ void add_shared(CLI::App* cmd, AskCommandState& s) {
   cmd->add_option("--k", s.options.k, "chunks retrieved")->capture_default_str();
   cmd->add_option("--chunk-tokens", s.options.chunk_tokens,
                   "chunk size when retrieving from --doc files (default: 1200, or an eighth of a smaller context)");
+  cmd->add_option("--chunk-order", s.chunk_order,
+                  "best-first or best-last: where the best retrieved chunk goes (default: best-first, ChatQA's, for a window of 9,600 "
+                  "positions or more; best-last, nearest the question, for a smaller one)");
   cmd->add_option("--retriever", s.options.retriever, "bm25, dense or hybrid (auto: hybrid when there are vectors)")->capture_default_str();
   cmd->add_option("--embed-model", s.embed_model, "with --doc: embed chunks for dense retrieval");
   cmd->add_option("--template", s.template_name, "chatqa, llama3, chatml or mistral (default: from the model)");

@@ -135,11 +135,12 @@ std::vector<retrieval::SearchResult> Conversation::retrieve(const std::string& q
   return found;
 }
 
-Conversation::Context Conversation::joined(const std::vector<retrieval::SearchResult>& chunks, size_t n) {
+Conversation::Context Conversation::joined(const std::vector<retrieval::SearchResult>& chunks, size_t n, ChunkOrder order) {
   Context c;
-  for (size_t i = 0; i < n; ++i) {
-    c.text += (c.text.empty() ? "" : "\n\n") + chunks[i].chunk.text;  // ChatQA: retrieved chunks joined by blank lines
-    c.citations.push_back({chunks[i].chunk.doc, chunks[i].chunk.page, chunks[i].chunk.id});
+  for (size_t j = 0; j < n; ++j) {
+    const retrieval::StoredChunk& chunk = chunks[order == ChunkOrder::BestFirst ? j : n - 1 - j].chunk;
+    c.text += (c.text.empty() ? "" : "\n\n") + chunk.text;  // ChatQA: retrieved chunks joined by blank lines
+    c.citations.push_back({chunks[j].chunk.doc, chunks[j].chunk.page, chunks[j].chunk.id});
   }
   return c;
 }
@@ -311,14 +312,16 @@ Conversation::Prepared Conversation::prepare(const std::string& question) {
     // The best-ranked chunks that fit the context with the answer: a short-context model asked with
     // the default k gets fewer chunks, and the reason says so; not even the first: the clear error.
     const std::vector<retrieval::SearchResult> found = retrieve(question, p.retrieval_seconds);
+    const ChunkOrder order = o_.chunk_order.value_or(rag_chunk_order(context_limit()));
     size_t n = found.size();
-    Context c = joined(found, n);
+    Context c = joined(found, n, order);
     Prompt prompt = build_prompt(c.text, turns);
     while (n > 1 && !fits_with_answer(prompt)) {
-      c = joined(found, --n);
+      c = joined(found, --n, order);
       prompt = build_prompt(c.text, turns);
     }
     if (!temp_index_dir_.empty()) p.reason += "; the documents in chunks of " + std::to_string(doc_chunk_tokens()) + " tokens";
+    if (order == ChunkOrder::BestLast) p.reason += "; the best chunk last, nearest the question";
     if (n < found.size())
       p.reason += "; the best " + std::to_string(n) + " of " + std::to_string(found.size()) + " retrieved chunks fit the context of " +
                   std::to_string(context_limit()) + " positions";

@@ -33,6 +33,7 @@ struct AskOptions {
   int64_t long_budget = 32768;        // capped at the model's context
   int64_t k = 5;                      // chunks retrieved
   int64_t chunk_tokens = 0;           // chunking of --doc files for retrieval; 0: rag_chunk_tokens (router.h)
+  std::optional<ChunkOrder> chunk_order;  // the retrieved chunks' order in the prompt; none: rag_chunk_order
   std::string retriever = "auto";     // bm25, dense, hybrid; auto: hybrid when there are vectors
   std::optional<std::string> embed_model;  // --doc with retrieval: embed the chunks too
   std::optional<Template> chat_template;   // default: recognised from the model
@@ -104,7 +105,8 @@ class Conversation {
   };
   Context whole_text();
   std::vector<retrieval::SearchResult> retrieve(const std::string& question, double& seconds);  // best first
-  static Context joined(const std::vector<retrieval::SearchResult>& chunks, size_t n);  // the first n
+  // The best n chunks, in `order`; citations in rank order.
+  static Context joined(const std::vector<retrieval::SearchResult>& chunks, size_t n, ChunkOrder order);
   bool fits_with_answer(const Prompt& prompt) const;
   std::string retrieval_query(const std::string& question) const;
   Prompt build_prompt(const std::string& context, const std::vector<Turn>& turns) const;

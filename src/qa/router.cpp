@@ -45,6 +45,16 @@ RouteDecision choose_route(Mode mode, int64_t prompt_tokens, int64_t answer_toke
 
 int64_t rag_chunk_tokens(int64_t context) { return std::clamp<int64_t>(context / 8, 1, 1200); }
 
+ChunkOrder parse_chunk_order(const std::string& name) {
+  if (name == "best-first") return ChunkOrder::BestFirst;
+  if (name == "best-last") return ChunkOrder::BestLast;
+  throw Error("--chunk-order must be best-first or best-last, not '" + name + "'");
+}
+
+const char* chunk_order_name(ChunkOrder order) { return order == ChunkOrder::BestFirst ? "best-first" : "best-last"; }
+
+ChunkOrder rag_chunk_order(int64_t context) { return rag_chunk_tokens(context) < 1200 ? ChunkOrder::BestLast : ChunkOrder::BestFirst; }
+
 bool is_summary_request(const std::string& question) {
   std::string q = question;
   std::transform(q.begin(), q.end(), q.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -30,6 +30,17 @@ RouteDecision choose_route(Mode mode, int64_t prompt_tokens, int64_t answer_toke
 // with 512-token chunks, 53 with 1,200: README, "The nano-ChatQA recipe").
 int64_t rag_chunk_tokens(int64_t context);
 
+// Where the best of the retrieved chunks goes in the prompt. ChatQA's own evaluation code joins them
+// in rank order, the best first; a model whose window the chunks fill reads the best one more surely
+// nearest the question (the nano-ChatQA model in rag mode, 5 x 80 questions: 357 planted facts found
+// best first, 378 best last; README, "The nano-ChatQA recipe"; Liu et al., "Lost in the Middle", 2023).
+enum class ChunkOrder { BestFirst, BestLast };
+ChunkOrder parse_chunk_order(const std::string& name);  // best-first, best-last
+const char* chunk_order_name(ChunkOrder order);
+// The paper's order for a window that rag_chunk_tokens gives ChatQA-2's chunks (9,600 positions and
+// more); best last in a smaller one, where those chunks were cut down to fit.
+ChunkOrder rag_chunk_order(int64_t context);
+
 // Whether a question asks for a summary of the whole text (which top-k chunks cannot give).
 bool is_summary_request(const std::string& question);
 

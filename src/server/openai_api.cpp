@@ -110,6 +110,11 @@ ChatRequest parse_chat_request(const json& body, int64_t default_max_tokens) {
     r.use_index = ext->value("index", false);
     if (r.use_index && !r.documents.empty()) throw Error("'longqa': give documents or index, not both");
     if (ext->contains("k")) r.k = number<int64_t>(*ext, "k", 5, 1, 100);
+    if (ext->contains("chunk_order")) {
+      const json& order = (*ext)["chunk_order"];
+      if (!order.is_string()) throw Error("'longqa.chunk_order' must be \"best-first\" or \"best-last\"");
+      r.chunk_order = qa::parse_chunk_order(order.get<std::string>());
+    }
   }
   return r;
 }

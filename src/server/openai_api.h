@@ -29,6 +29,7 @@ struct ChatRequest {
   std::vector<std::string> documents;
   bool use_index = false;
   std::optional<int64_t> k;
+  std::optional<qa::ChunkOrder> chunk_order;
 };
 
 struct CompletionRequest {

@@ -148,6 +148,7 @@ struct Server::Impl {
         a.index = o.index;
       }
       if (req.k) a.k = *req.k;
+      a.chunk_order = req.chunk_order;
       if (!a.docs.empty() || a.index) a.instruction = qa::kChatQaInstruction;
       a.embed_model = o.embed_model;
     }
