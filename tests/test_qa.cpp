@@ -170,15 +170,21 @@ TEST(Ask, ConversationalQueryCarriesEarlierTurns) {
   EXPECT_EQ(c.turns().size(), 4u);
 }
 
-TEST(Ask, RetrievedChunksAreCutToTheContext) {
-  Docs d;
-  const auto model = Model::load(test::model_dir("tiny-chatqa2"));
+// Retrieval over Docs::big: k chunks of chunk_tokens (0: the router's size), 4 answer tokens.
+AskOptions rag_over_big(const Docs& d, int64_t k, int64_t chunk_tokens) {
   AskOptions o;
   o.docs = {d.big};
   o.mode = Mode::Rag;
-  o.k = 6;
-  o.chunk_tokens = 60;
+  o.k = k;
+  o.chunk_tokens = chunk_tokens;
   o.generation.max_tokens = 4;
+  return o;
+}
+
+TEST(Ask, RetrievedChunksAreCutToTheContext) {
+  Docs d;
+  const auto model = Model::load(test::model_dir("tiny-chatqa2"));
+  AskOptions o = rag_over_big(d, 6, 60);
   o.max_context = 330;  // room for the instructions and a few chunks, not six
   Conversation c(*model, o);
   const std::string question = "What did the committee say about the budget and the lighthouse keeper's cat?";  // matches every section
@@ -196,11 +202,7 @@ TEST(Ask, RetrievedChunksAreCutToTheContext) {
 TEST(Ask, DocumentsAreChunkedForTheContextByDefault) {
   Docs d;
   const auto model = Model::load(test::model_dir("tiny-chatqa2"));
-  AskOptions o;
-  o.docs = {d.big};
-  o.mode = Mode::Rag;
-  o.k = 2;
-  o.generation.max_tokens = 4;
+  AskOptions o = rag_over_big(d, 2, 0);
   o.max_context = 480;  // chunks of an eighth of it
   Conversation c(*model, o);
   const Conversation::Prepared p = c.prepare("What is the name of the lighthouse keeper's cat?");
@@ -212,12 +214,7 @@ TEST(Ask, DocumentsAreChunkedForTheContextByDefault) {
 TEST(Ask, TheBestChunkGoesNearestTheQuestionInASmallWindow) {
   Docs d;
   const auto model = Model::load(test::model_dir("tiny-chatqa2"));
-  AskOptions o;
-  o.docs = {d.big};
-  o.mode = Mode::Rag;
-  o.k = 3;
-  o.chunk_tokens = 60;
-  o.generation.max_tokens = 4;
+  AskOptions o = rag_over_big(d, 3, 60);
   const std::string question = "What did the committee say about the budget and the lighthouse keeper's cat?";  // every section
   // Where the best chunk (the cat's) sits in the prompt's text, and the route's reason.
   auto prepared = [&](std::optional<ChunkOrder> order, int64_t max_context) {
