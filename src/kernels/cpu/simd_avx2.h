@@ -10,9 +10,10 @@ namespace longqa::kernels::simd {
 
 // Weights stream from memory once per token, and the hardware prefetcher alone leaves the dot loops
 // waiting on DRAM (Q4_0 rows streamed at 3 GB/s per core without this, 9 GB/s with it; see
-// BENCHMARKS.md). Loops ask for the bytes they will need this far ahead (2 KiB measured best of
-// 0.5, 1, 2 and 4 KiB).
-constexpr int kPrefetchBytes = 2048;
+// BENCHMARKS.md). Loops ask for the bytes they will need this far ahead: 2 KiB was the best of 0.5–4
+// KiB on a Xeon when weights sat on 4 KiB pages; on 2 MiB pages a Zen 5 decodes 5–10% faster with
+// 4 KiB than with 2 (1 KiB slower, 8 KiB the same as 4).
+constexpr int kPrefetchBytes = 4096;
 
 inline void prefetch(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p) + kPrefetchBytes;
