@@ -7,6 +7,10 @@
 
 namespace longqa::qa {
 
+namespace {
+constexpr int64_t kChatQaChunkTokens = 1200;  // ChatQA-2's retrieval chunks
+}  // namespace
+
 Mode parse_mode(const std::string& name) {
   if (name == "auto") return Mode::Auto;
   if (name == "long") return Mode::Long;
@@ -43,7 +47,7 @@ RouteDecision choose_route(Mode mode, int64_t prompt_tokens, int64_t answer_toke
   return {Route::Rag, ""};
 }
 
-int64_t rag_chunk_tokens(int64_t context) { return std::clamp<int64_t>(context / 8, 1, 1200); }
+int64_t rag_chunk_tokens(int64_t context) { return std::clamp<int64_t>(context / 8, 1, kChatQaChunkTokens); }
 
 ChunkOrder parse_chunk_order(const std::string& name) {
   if (name == "best-first") return ChunkOrder::BestFirst;
@@ -53,7 +57,9 @@ ChunkOrder parse_chunk_order(const std::string& name) {
 
 const char* chunk_order_name(ChunkOrder order) { return order == ChunkOrder::BestFirst ? "best-first" : "best-last"; }
 
-ChunkOrder rag_chunk_order(int64_t context) { return rag_chunk_tokens(context) < 1200 ? ChunkOrder::BestLast : ChunkOrder::BestFirst; }
+ChunkOrder rag_chunk_order(int64_t context) {
+  return rag_chunk_tokens(context) < kChatQaChunkTokens ? ChunkOrder::BestLast : ChunkOrder::BestFirst;
+}
 
 bool is_summary_request(const std::string& question) {
   std::string q = question;
