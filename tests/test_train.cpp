@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -111,13 +112,37 @@ TEST(TrainOps, RmsNormBackwardMatchesFiniteDifferences) {
   const auto r = random_vector(n * d, 6);
   std::vector<float> y(n * d), rstd(n), dx(x.size()), dg(g.size());
   auto f = [&] {
-    rmsnorm_forward(x.data(), g.data(), y.data(), rstd.data(), n, d, 1e-5f);
+    rmsnorm_forward(x.data(), g.data(), y.data(), rstd.data(), n, d, 1e-5f, 2);
     return project(y, r);
   };
   f();
-  rmsnorm_backward(x.data(), g.data(), rstd.data(), r.data(), dx.data(), dg.data(), n, d);
+  rmsnorm_backward(x.data(), g.data(), rstd.data(), r.data(), dx.data(), dg.data(), n, d, 2);
   expect_gradient(x, dx, f, "dx");
   expect_gradient(g, dg, f, "dg");
+}
+
+// The row-wise ops split their rows across threads; the weight gradient of RMSNorm sums over rows,
+// which must stay in row order whatever the split, or a run's bits would depend on the thread count
+// in one more place than attention's (documented) dq sums.
+TEST(TrainOps, RmsNormAndSwigluGiveTheSameBitsOnAnyThreadCount) {
+  const int64_t n = 37, d = 24;
+  const auto x = random_vector(n * d, 4, 3.0f), g = random_vector(d, 5), dy = random_vector(n * d, 6);
+  auto run = [&](int threads) {
+    std::vector<float> y(n * d), rstd(n), dx(x.size(), 0.25f), dg(g.size(), 0.5f), h(x.size()), dgate(x.size()), dup(x.size());
+    rmsnorm_forward(x.data(), g.data(), y.data(), rstd.data(), n, d, 1e-5f, threads);
+    rmsnorm_backward(x.data(), g.data(), rstd.data(), dy.data(), dx.data(), dg.data(), n, d, threads);
+    swiglu_forward(x.data(), dy.data(), h.data(), n * d, threads);
+    swiglu_backward(x.data(), y.data(), dy.data(), dgate.data(), dup.data(), n * d, threads);
+    std::vector<float> all;
+    for (const auto* v : {&y, &rstd, &dx, &dg, &h, &dgate, &dup}) all.insert(all.end(), v->begin(), v->end());
+    return all;
+  };
+  const std::vector<float> one = run(1);
+  for (const int threads : {2, 3, 5}) {
+    const std::vector<float> many = run(threads);
+    ASSERT_EQ(many.size(), one.size());
+    EXPECT_EQ(std::memcmp(many.data(), one.data(), one.size() * sizeof(float)), 0) << threads << " threads";
+  }
 }
 
 TEST(TrainOps, RopeBackwardIsTheInverseRotation) {
@@ -127,15 +152,15 @@ TEST(TrainOps, RopeBackwardIsTheInverseRotation) {
   const std::vector<float> inv_freq = {1.0f, 0.3f, 0.05f, 0.01f};
   auto f = [&] {
     std::vector<float> y = x;
-    rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data());
+    rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data(), 2);
     return project(y, r);
   };
   std::vector<float> dx = r;
-  rope_backward(dx.data(), seqs, t, heads, hd, inv_freq.data());
+  rope_backward(dx.data(), seqs, t, heads, hd, inv_freq.data(), 2);
   expect_gradient(x, dx, f, "dx");
   // Position 0 is not rotated.
   std::vector<float> y = x;
-  rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data());
+  rope_forward(y.data(), seqs, t, heads, hd, inv_freq.data(), 2);
   for (int64_t i = 0; i < heads * hd; ++i) EXPECT_EQ(y[i], x[i]);
 }
 
@@ -237,10 +262,10 @@ TEST(TrainOps, SwigluAndCrossEntropyBackwardsMatchFiniteDifferences) {
   const auto r = random_vector(n, 15);
   std::vector<float> h(n), dgate(n), dup(n);
   auto f = [&] {
-    swiglu_forward(gate.data(), up.data(), h.data(), n);
+    swiglu_forward(gate.data(), up.data(), h.data(), n, 2);
     return project(h, r);
   };
-  swiglu_backward(gate.data(), up.data(), r.data(), dgate.data(), dup.data(), n);
+  swiglu_backward(gate.data(), up.data(), r.data(), dgate.data(), dup.data(), n, 2);
   expect_gradient(gate, dgate, f, "dgate");
   expect_gradient(up, dup, f, "dup");
 

@@ -73,7 +73,8 @@ void linear_forward(const float* x, const float* w, float* y, int64_t n, int64_t
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < in; ++i)
     for (int64_t o = 0; o < out; ++o) wt[static_cast<size_t>(i * out + o)] = w[o * in + i];
-  std::fill(y, y + n * out, 0.0f);
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < n * out; ++i) y[i] = 0.0f;
   gemm(x, in, 1, wt.data(), out, y, out, n, in, out, threads);  // y = x wᵀ
 }
 
@@ -83,7 +84,8 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
   gemm(dy, 1, out, x, in, dw, in, out, n, in, threads);          // dw += dyᵀ x
 }
 
-void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps) {
+void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t t = 0; t < n; ++t) {
     const float* xr = x + t * d;
     double ss = 0;
@@ -95,26 +97,32 @@ void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int6
 }
 
 void rmsnorm_backward(const float* x, const float* g, const float* rstd, const float* dy, float* dx, float* dg, int64_t n,
-                      int64_t d) {
-  for (int64_t t = 0; t < n; ++t) {
-    const float* xr = x + t * d;
-    const float* dyr = dy + t * d;
-    const float r = rstd[t];
-    // y_i = x_i r g_i with r = (mean x² + eps)^-1/2:  dx_i = r g_i dy_i - x_i r³ / d * sum_j dy_j g_j x_j
-    double s = 0;
-    for (int64_t i = 0; i < d; ++i) s += static_cast<double>(dyr[i]) * g[i] * xr[i];
-    const auto c = static_cast<float>(s * r * r * r / static_cast<double>(d));
-    for (int64_t i = 0; i < d; ++i) {
-      dx[t * d + i] += r * g[i] * dyr[i] - xr[i] * c;
-      dg[i] += dyr[i] * xr[i] * r;
+                      int64_t d, int threads) {
+  // y_i = x_i r g_i with r = (mean x² + eps)^-1/2:  dx_i = r g_i dy_i - x_i r³ / d * sum_j dy_j g_j x_j
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xr = x + t * d;
+      const float* dyr = dy + t * d;
+      const float r = rstd[t];
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += static_cast<double>(dyr[i]) * g[i] * xr[i];
+      const auto c = static_cast<float>(s * r * r * r / static_cast<double>(d));
+      for (int64_t i = 0; i < d; ++i) dx[t * d + i] += r * g[i] * dyr[i] - xr[i] * c;
     }
+    // Each dg[i] sums its rows in order, so the split across threads leaves the bits as one thread's.
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t t = 0; t < n; ++t) dg[i] += dy[t * d + i] * x[t * d + i] * rstd[t];
   }
 }
 
 namespace {
 
-void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, float sign) {
+void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, float sign, int threads) {
   const int64_t half = head_dim / 2;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
   for (int64_t s = 0; s < seqs; ++s)
     for (int64_t p = 0; p < t; ++p) {
       float* row = x + (s * t + p) * heads * head_dim;
@@ -133,18 +141,20 @@ void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, co
 
 }  // namespace
 
-void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq) {
-  rope(x, seqs, t, heads, head_dim, inv_freq, 1.0f);
+void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, int threads) {
+  rope(x, seqs, t, heads, head_dim, inv_freq, 1.0f, threads);
 }
-void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq) {
-  rope(dx, seqs, t, heads, head_dim, inv_freq, -1.0f);
+void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, int threads) {
+  rope(dx, seqs, t, heads, head_dim, inv_freq, -1.0f, threads);
 }
 
-void swiglu_forward(const float* gate, const float* up, float* h, int64_t n) {
+void swiglu_forward(const float* gate, const float* up, float* h, int64_t n, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < n; ++i) h[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n) {
+void swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < n; ++i) {
     const float sig = 1.0f / (1.0f + std::exp(-gate[i]));
     const float silu = gate[i] * sig;
