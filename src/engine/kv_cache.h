@@ -1,6 +1,7 @@
 // KvCache — keys and values of every layer for up to `capacity` positions, allocated once, stored as
 // F32, F16, BF16 or Q8_0 (`--kv-type`). Laid out [layer][kv_head][position] so that one head's rows
-// are contiguous for attention. Owned by a Session; not thread-safe for writes.
+// are contiguous for attention. Owned by a Session; store() writes only its position's rows, so stores to
+// different positions may run at once (a prompt's tokens do); nothing else is thread-safe for writes.
 #pragma once
 
 #include <cstddef>

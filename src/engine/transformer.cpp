@@ -24,6 +24,15 @@ int64_t checked_context(const SessionOptions& o, const ModelConfig& c) {
                 " positions; raise it with RoPE scaling options if the model supports it");
   return o.context > 0 ? o.context : c.context_length;
 }
+
+// fn(t) for each token of a chunk, split across the threads in a prompt's chunk (the per-token work
+// between the matrix products would otherwise leave the other threads waiting); a single token, as
+// in decoding, stays on the calling thread. fn touches only token t's rows.
+template <class Fn>
+void for_each_token(int threads, int64_t n, const Fn& fn) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 1)
+  for (int64_t t = 0; t < n; ++t) fn(t);
+}
 }  // namespace
 
 Session::Session(const Model& model, const SessionOptions& o)
@@ -101,7 +110,7 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
   const int64_t q_dim = c_.n_heads * hd, kv_dim = c_.n_kv_heads * hd;
   const float eps = static_cast<float>(c_.rms_eps);
 
-  for (int64_t t = 0; t < n; ++t) {
+  for_each_token(threads_, n, [&](int64_t t) {
     k::to_f32(w.embedding.type, w.embedding.row(tokens[t]), x_.data() + t * H, H);
     // Angles in float32, as HF computes inv_freq @ position_ids, so long positions round alike.
     const float pos = static_cast<float>(position_ + t);
@@ -111,15 +120,15 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
       cos_[static_cast<size_t>(t * half + i)] = std::cos(angle) * rope.attention_scaling;
       sin_[static_cast<size_t>(t * half + i)] = std::sin(angle) * rope.attention_scaling;
     }
-  }
+  });
 
   for (int64_t l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
-    for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps);
+    for_each_token(threads_, n, [&](int64_t t) { k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps); });
     const k::MatrixView qkv[] = {lw.wq, lw.wk, lw.wv};
     float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
     k::matmul_same_input(qkv, qkv_out, normed_.data(), n, threads_, act_scratch_);
-    for (int64_t t = 0; t < n; ++t) {
+    for_each_token(threads_, n, [&](int64_t t) {  // each token's cache rows are its own
       float* q = q_.data() + t * q_dim;
       float* kk = k_.data() + t * kv_dim;
       float* vv = v_.data() + t * kv_dim;
@@ -131,20 +140,21 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
       k::rope(q, c_.n_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
       k::rope(kk, c_.n_kv_heads, hd, cos_.data() + t * half, sin_.data() + t * half, c_.rope.interleaved);
       for (int64_t h = 0; h < c_.n_kv_heads; ++h) cache_.store(l, h, position_ + t, kk + h * hd, vv + h * hd);
-    }
+    });
     attention(l, n);
     k::matmul(lw.wo, attn_.data(), n, tmp_.data(), threads_, act_scratch_);
-    k::add(x_.data(), tmp_.data(), n * H);
-
-    for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, lw.ffn_norm.data(), normed_.data() + t * H, H, eps);
+    for_each_token(threads_, n, [&](int64_t t) {
+      k::add(x_.data() + t * H, tmp_.data() + t * H, H);
+      k::rms_norm(x_.data() + t * H, lw.ffn_norm.data(), normed_.data() + t * H, H, eps);
+    });
     const k::MatrixView gate_up[] = {lw.w_gate, lw.w_up};
     float* const gate_up_out[] = {gate_.data(), up_.data()};
     k::matmul_same_input(gate_up, gate_up_out, normed_.data(), n, threads_, act_scratch_);
-    k::swiglu(gate_.data(), up_.data(), n * c_.ffn);
+    for_each_token(threads_, n, [&](int64_t t) { k::swiglu(gate_.data() + t * c_.ffn, up_.data() + t * c_.ffn, c_.ffn); });
     k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_, act_scratch_);
-    k::add(x_.data(), tmp_.data(), n * H);
+    for_each_token(threads_, n, [&](int64_t t) { k::add(x_.data() + t * H, tmp_.data() + t * H, H); });
   }
-  for (int64_t t = 0; t < n; ++t) k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps);
+  for_each_token(threads_, n, [&](int64_t t) { k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps); });
   position_ += n;
   last_row_ = n - 1;
 }
