@@ -166,6 +166,18 @@ TEST(Cli, BenchPrintsJson) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_GT(j[key].get<double>(), 0) << key;
   }
+  // The work behind GFLOP/s: per prompt token, two flops per weight of every layer matrix, the output
+  // matrix once per prompt (only the last token's logits are computed), and attention over the cache.
+  const auto model = Model::load(dir.file("m.gguf"));
+  const ModelConfig& c = model->config();
+  const Weights& w = model->weights();
+  double layer_params = 0;
+  for (const LayerWeights& l : w.layers)
+    for (const kernels::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      layer_params += static_cast<double>(m->rows * m->cols);
+  const double output_params = static_cast<double>(w.output.rows * w.output.cols);
+  const double per_token = 2 * layer_params + 2 * output_params / 32 + 4.0 * c.n_layers * c.n_heads * c.head_dim * (16 + 32 / 2);
+  EXPECT_NEAR(j["gflop_s"].get<double>() / j["pp_tok_s"].get<double>() * 1e9, per_token, 0.01 * per_token);
 }
 
 }  // namespace

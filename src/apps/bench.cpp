@@ -88,7 +88,11 @@ void run_bench(const BenchOptions& o) {
   const double tg_positions = static_cast<double>(o.depth) + 1 + static_cast<double>(o.generate) / 2;
   const double gb_s = tg_tok_s * (weight_bytes + kv_row_bytes * tg_positions) / 1e9;
   const double pp_positions = static_cast<double>(o.depth) + static_cast<double>(o.prompt) / 2;
-  const double gflop_s = pp_tok_s * (2 * matmul_params + attention_flops(pp_positions)) / 1e9;
+  // A prompt's logits are its last token's only: the output matrix runs once per prompt, not per token.
+  const double output_params = static_cast<double>(w.output.rows * w.output.cols);
+  const double pp_flops = 2 * (matmul_params - output_params) + 2 * output_params / static_cast<double>(std::max<int64_t>(o.prompt, 1)) +
+                          attention_flops(pp_positions);
+  const double gflop_s = pp_tok_s * pp_flops / 1e9;
 
   if (o.json) {
     std::printf("{\"model\": \"%s\", \"threads\": %d, \"depth\": %lld, \"pp\": %lld, \"tg\": %lld, \"pp_tok_s\": %.3f, "
