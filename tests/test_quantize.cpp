@@ -176,7 +176,8 @@ TEST(Cli, BenchPrintsJson) {
     for (const kernels::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
       layer_params += static_cast<double>(m->rows * m->cols);
   const double output_params = static_cast<double>(w.output.rows * w.output.cols);
-  const double per_token = 2 * layer_params + 2 * output_params / 32 + 4.0 * c.n_layers * c.n_heads * c.head_dim * (16 + 32 / 2);
+  const double per_token =
+      2 * layer_params + 2 * output_params / 32 + 4.0 * c.n_layers * c.n_heads * c.head_dim * (16 + 32 / 2);
   EXPECT_NEAR(j["gflop_s"].get<double>() / j["pp_tok_s"].get<double>() * 1e9, per_token, 0.01 * per_token);
 }
 

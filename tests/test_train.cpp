@@ -128,7 +128,8 @@ TEST(TrainOps, RmsNormAndSwigluGiveTheSameBitsOnAnyThreadCount) {
   const int64_t n = 37, d = 24;
   const auto x = random_vector(n * d, 4, 3.0f), g = random_vector(d, 5), dy = random_vector(n * d, 6);
   auto run = [&](int threads) {
-    std::vector<float> y(n * d), rstd(n), dx(x.size(), 0.25f), dg(g.size(), 0.5f), h(x.size()), dgate(x.size()), dup(x.size());
+    std::vector<float> y(n * d), rstd(n), dx(x.size(), 0.25f), dg(g.size(), 0.5f), h(x.size()), dgate(x.size()),
+        dup(x.size());
     rmsnorm_forward(x.data(), g.data(), y.data(), rstd.data(), n, d, 1e-5f, threads);
     rmsnorm_backward(x.data(), g.data(), rstd.data(), dy.data(), dx.data(), dg.data(), n, d, threads);
     swiglu_forward(x.data(), dy.data(), h.data(), n * d, threads);

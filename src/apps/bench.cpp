@@ -90,7 +90,8 @@ void run_bench(const BenchOptions& o) {
   const double pp_positions = static_cast<double>(o.depth) + static_cast<double>(o.prompt) / 2;
   // A prompt's logits are its last token's only: the output matrix runs once per prompt, not per token.
   const double output_params = static_cast<double>(w.output.rows * w.output.cols);
-  const double pp_flops = 2 * (matmul_params - output_params) + 2 * output_params / static_cast<double>(std::max<int64_t>(o.prompt, 1)) +
+  const double pp_flops = 2 * (matmul_params - output_params) +
+                          2 * output_params / static_cast<double>(std::max<int64_t>(o.prompt, 1)) +
                           attention_flops(pp_positions);
   const double gflop_s = pp_tok_s * pp_flops / 1e9;
 

@@ -124,7 +124,9 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
 
   for (int64_t l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
-    for_each_token(threads_, n, [&](int64_t t) { k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps); });
+    for_each_token(threads_, n, [&](int64_t t) {
+      k::rms_norm(x_.data() + t * H, lw.attn_norm.data(), normed_.data() + t * H, H, eps);
+    });
     const k::MatrixView qkv[] = {lw.wq, lw.wk, lw.wv};
     float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
     k::matmul_same_input(qkv, qkv_out, normed_.data(), n, threads_, act_scratch_);
@@ -150,11 +152,14 @@ void Session::forward_chunk(const int32_t* tokens, int64_t n) {
     const k::MatrixView gate_up[] = {lw.w_gate, lw.w_up};
     float* const gate_up_out[] = {gate_.data(), up_.data()};
     k::matmul_same_input(gate_up, gate_up_out, normed_.data(), n, threads_, act_scratch_);
-    for_each_token(threads_, n, [&](int64_t t) { k::swiglu(gate_.data() + t * c_.ffn, up_.data() + t * c_.ffn, c_.ffn); });
+    for_each_token(threads_, n,
+                   [&](int64_t t) { k::swiglu(gate_.data() + t * c_.ffn, up_.data() + t * c_.ffn, c_.ffn); });
     k::matmul(lw.w_down, gate_.data(), n, tmp_.data(), threads_, act_scratch_);
     for_each_token(threads_, n, [&](int64_t t) { k::add(x_.data() + t * H, tmp_.data() + t * H, H); });
   }
-  for_each_token(threads_, n, [&](int64_t t) { k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps); });
+  for_each_token(threads_, n, [&](int64_t t) {
+    k::rms_norm(x_.data() + t * H, w.output_norm.data(), normed_.data() + t * H, H, eps);
+  });
   position_ += n;
   last_row_ = n - 1;
 }

@@ -174,7 +174,8 @@ void transpose_heads(const float* x, const AttentionShape& s, float* xt, int thr
       // 16 positions at a time: each element of the plane's rows written is a whole cache line's worth.
       for (int64_t j0 = 0; j0 < s.t; j0 += 16)
         for (int64_t d = 0; d < hd; ++d)
-          for (int64_t j = j0; j < std::min(j0 + 16, s.t); ++j) plane[d * s.t + j] = x[(seq * s.t + j) * ks + h * hd + d];
+          for (int64_t j = j0; j < std::min(j0 + 16, s.t); ++j)
+            plane[d * s.t + j] = x[(seq * s.t + j) * ks + h * hd + d];
     }
 }
 

@@ -84,7 +84,8 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
   gemm(dy, 1, out, x, in, dw, in, out, n, in, threads);          // dw += dyᵀ x
 }
 
-void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps, int threads) {
+void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int64_t n, int64_t d, float eps,
+                     int threads) {
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t t = 0; t < n; ++t) {
     const float* xr = x + t * d;
@@ -96,8 +97,8 @@ void rmsnorm_forward(const float* x, const float* g, float* y, float* rstd, int6
   }
 }
 
-void rmsnorm_backward(const float* x, const float* g, const float* rstd, const float* dy, float* dx, float* dg, int64_t n,
-                      int64_t d, int threads) {
+void rmsnorm_backward(const float* x, const float* g, const float* rstd, const float* dy, float* dx, float* dg,
+                      int64_t n, int64_t d, int threads) {
   // y_i = x_i r g_i with r = (mean x² + eps)^-1/2:  dx_i = r g_i dy_i - x_i r³ / d * sum_j dy_j g_j x_j
 #pragma omp parallel num_threads(threads)
   {
@@ -120,7 +121,8 @@ void rmsnorm_backward(const float* x, const float* g, const float* rstd, const f
 
 namespace {
 
-void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, float sign, int threads) {
+void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, float sign,
+          int threads) {
   const int64_t half = head_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
   for (int64_t s = 0; s < seqs; ++s)
@@ -141,10 +143,12 @@ void rope(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, co
 
 }  // namespace
 
-void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, int threads) {
+void rope_forward(float* x, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq,
+                  int threads) {
   rope(x, seqs, t, heads, head_dim, inv_freq, 1.0f, threads);
 }
-void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq, int threads) {
+void rope_backward(float* dx, int64_t seqs, int64_t t, int64_t heads, int64_t head_dim, const float* inv_freq,
+                   int threads) {
   rope(dx, seqs, t, heads, head_dim, inv_freq, -1.0f, threads);
 }
 
@@ -153,7 +157,8 @@ void swiglu_forward(const float* gate, const float* up, float* h, int64_t n, int
   for (int64_t i = 0; i < n; ++i) h[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n, int threads) {
+void swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, int64_t n,
+                     int threads) {
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < n; ++i) {
     const float sig = 1.0f / (1.0f + std::exp(-gate[i]));

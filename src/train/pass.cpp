@@ -102,7 +102,8 @@ void Pass::backward(TrainModel& m, const int32_t* inputs, float scale, int threa
   zero(dxn_, threads);
   linear_backward(xn_final_.data(), w.output, logits_.data(), dxn_.data(), g.output, n, d, c.vocab, threads);
   zero(dx_, threads);
-  rmsnorm_backward(x_final_.data(), w.output_norm, rstd_final_.data(), dxn_.data(), dx_.data(), g.output_norm, n, d, threads);
+  rmsnorm_backward(x_final_.data(), w.output_norm, rstd_final_.data(), dxn_.data(), dx_.data(), g.output_norm, n, d,
+                   threads);
   for (size_t l = layers_.size(); l-- > 0;) {
     Layer& L = layers_[l];
     const LayerTensors<const float*>& W = w.layers[l];
