@@ -53,11 +53,12 @@ void run_bench(const BenchOptions& o) {
   // Bytes of weights read per decoded token: every matrix once, one embedding row.
   const Weights& w = model->weights();
   double weight_bytes = static_cast<double>(w.output.bytes()) + static_cast<double>(w.embedding.row_stride());
-  double matmul_params = static_cast<double>(w.output.rows * w.output.cols);
+  const double output_params = static_cast<double>(w.output.rows * w.output.cols);
+  double layer_params = 0;
   for (const LayerWeights& l : w.layers)
     for (const kernels::MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
       weight_bytes += static_cast<double>(m->bytes());
-      matmul_params += static_cast<double>(m->rows * m->cols);
+      layer_params += static_cast<double>(m->rows * m->cols);
     }
   const double kv_row_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads) * static_cast<double>(kernels::row_bytes(kv_type, c.head_dim));
   auto attention_flops = [&](double positions) { return 4.0 * c.n_layers * c.n_heads * c.head_dim * positions; };
@@ -89,9 +90,7 @@ void run_bench(const BenchOptions& o) {
   const double gb_s = tg_tok_s * (weight_bytes + kv_row_bytes * tg_positions) / 1e9;
   const double pp_positions = static_cast<double>(o.depth) + static_cast<double>(o.prompt) / 2;
   // A prompt's logits are its last token's only: the output matrix runs once per prompt, not per token.
-  const double output_params = static_cast<double>(w.output.rows * w.output.cols);
-  const double pp_flops = 2 * (matmul_params - output_params) +
-                          2 * output_params / static_cast<double>(std::max<int64_t>(o.prompt, 1)) +
+  const double pp_flops = 2 * layer_params + 2 * output_params / static_cast<double>(std::max<int64_t>(o.prompt, 1)) +
                           attention_flops(pp_positions);
   const double gflop_s = pp_tok_s * pp_flops / 1e9;
 

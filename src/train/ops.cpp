@@ -1,5 +1,7 @@
 #include "train/ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -112,10 +114,12 @@ void rmsnorm_backward(const float* x, const float* g, const float* rstd, const f
       const auto c = static_cast<float>(s * r * r * r / static_cast<double>(d));
       for (int64_t i = 0; i < d; ++i) dx[t * d + i] += r * g[i] * dyr[i] - xr[i] * c;
     }
-    // Each dg[i] sums its rows in order, so the split across threads leaves the bits as one thread's.
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < d; ++i)
-      for (int64_t t = 0; t < n; ++t) dg[i] += dy[t * d + i] * x[t * d + i] * rstd[t];
+    // Each thread owns a range of columns and walks the rows in order over it: every dg[i] sums its
+    // rows in order, so the bits are one thread's, and each row is read as a contiguous stretch.
+    const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t i0 = d * me / team, i1 = d * (me + 1) / team;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = i0; i < i1; ++i) dg[i] += dy[t * d + i] * x[t * d + i] * rstd[t];
   }
 }
 
