@@ -1,5 +1,5 @@
 // AVX-512 VNNI dot products of Q8_0 and Q4_0 weights with Q8_0 activations (256-bit vectors with
-// AVX-512 VL; Q4_0 two blocks per 512-bit vector, its scales fetched by an AVX-512 BW permute), and
+// AVX-512 VL; Q4_0's scales fetched eight at a time by an AVX-512 BW permute), and
 // of the K-quants (Q4_K, Q5_K, Q6_K) with Q8_K activations. Q4_0's levels 0..15 are unsigned
 // already, and Q8_0's become so by flipping the sign bit (q + 128), so one vpdpbusd multiplies a
 // block with the signed activation bytes, where AVX2 needs two sign operations, maddubs and madd
@@ -72,17 +72,18 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   const auto* b = static_cast<const BlockQ8_0*>(x);
   const int64_t nb = n / kQK;
   const auto* trailer = reinterpret_cast<const float*>(b + nb);  // d_x[nb], then d_x sum(x_q)[nb]; may be unaligned
-  // Blocks i and i + 1 in one 512-bit vpdpbusd: their levels (low nibbles are elements 0..15, high
-  // nibbles 16..31) laid out as the two blocks' activations are, lanes 0-7 summing block i, 8-15 i + 1:
-  // each block's 16 bytes broadcast to both halves of 256 bits by its load, the upper copy shifted by 4.
-  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
-  auto dot2 = [&](int64_t i) {
-    auto twice = [&](int64_t k) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[k].qs))); };
-    const __m512i both = join(twice(i), twice(i + 1));  // qs i, qs i, qs i+1, qs i+1
-    const __m512i levels = _mm512_and_si512(_mm512_srlv_epi64(both, nibble_shift), _mm512_set1_epi8(0x0F));
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), levels, join(load256(b[i].qs), load256(b[i + 1].qs))));
+  // One block per 256-bit vpdpbusd, its levels (low nibbles are elements 0..15, high nibbles 16..31)
+  // from one broadcast load of its 16 bytes, the upper copy shifted by 4; eight blocks' scales made
+  // at once, then one lane permute per block. A Zen 4 runs 512-bit vectors at half rate, and there
+  // two blocks per 512-bit vector (joined by inserts) took 0.93 ns a block, this 0.81; storing the
+  // eight scales and broadcasting each from memory is slower still (BENCHMARKS.md).
+  const __m256i nibble_shift = _mm256_setr_epi64x(0, 0, 4, 4), low4 = _mm256_set1_epi8(0x0F);
+  auto dot = [&](int64_t i) {
+    const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs)));
+    const __m256i levels = _mm256_and_si256(_mm256_srlv_epi64(packed, nibble_shift), low4);
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, load256(b[i].qs)));
   };
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   __m256 offset = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
@@ -93,27 +94,19 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
         _mm512_loadu_si512(a + i), _mm512_castsi256_si512(_mm256_setr_epi16(0, 9, 18, 27, 36, 45, 54, 63, 0, 0, 0, 0, 0, 0, 0, 0)),
         _mm512_loadu_si512(reinterpret_cast<const uint8_t*>(a + i) + 64)));
     const __m256 dw = _mm256_cvtph_ps(halves);
-    const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i)));
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(trailer + i));
     offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(trailer + nb + i), offset);
-    // Block k's scale in lanes 0-7, block k + 1's in 8-15.
-    auto pair_scale = [&](int k) {
-      return _mm512_permutexvar_ps(join(_mm256_set1_epi32(k), _mm256_set1_epi32(k + 1)), scale);
-    };
-    acc0 = _mm512_fmadd_ps(pair_scale(0), dot2(i), acc0);
-    acc1 = _mm512_fmadd_ps(pair_scale(2), dot2(i + 2), acc1);
-    acc0 = _mm512_fmadd_ps(pair_scale(4), dot2(i + 4), acc0);
-    acc1 = _mm512_fmadd_ps(pair_scale(6), dot2(i + 6), acc1);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) acc[k % 4] = _mm256_fmadd_ps(simd::lane(scale, k), dot(i + k), acc[k % 4]);
   }
   float tail = 0, tail_offset = 0;
   for (; i < nb; ++i) {
     const float dw = _cvtsh_ss(a[i].d);
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].qs));
-    const __m256i levels = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
-    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), levels, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs)));
-    tail += dw * trailer_at(trailer, i) * simd::hsum(_mm256_cvtepi32_ps(p));
+    tail += dw * trailer_at(trailer, i) * simd::hsum(dot(i));
     tail_offset += dw * trailer_at(trailer, nb + i);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail - 8 * (simd::hsum(offset) + tail_offset);
+  return simd::hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail -
+         8 * (simd::hsum(offset) + tail_offset);
 }
 
 namespace {
