@@ -175,34 +175,39 @@ TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
     for (int64_t hd : {24, 32, 64, 128}) {  // 24: not a power of two, the per-key path everywhere
       if (t == WType::Q8_0 && hd % 32) continue;  // Q8_0 rows are whole blocks of 32
       for (int64_t group : {1, 4}) {
-        for (int64_t n : {1, 2, 63, 64, 65, 129, 1000}) {
-          // A tile of 3 tokens at the end of the sequence, causal, as a prefill chunk sees it: with
-          // a group of 4, 12 queries, enough for the vectorised tiles where the CPU has them.
-          const int64_t tokens = std::min<int64_t>(3, n);
-          const auto q = random_floats(static_cast<size_t>(tokens * group * hd), 5);
-          const auto k = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 6), n, hd);
-          const auto v = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 7), n, hd);
-          std::vector<float> out(q.size()), ref(static_cast<size_t>(hd));
-          std::vector<int64_t> begin(static_cast<size_t>(tokens)), end(static_cast<size_t>(tokens));
-          for (int64_t i = 0; i < tokens; ++i) {
-            end[static_cast<size_t>(i)] = n - tokens + 1 + i;
-            begin[static_cast<size_t>(i)] = i == 1 ? end[static_cast<size_t>(i)] / 2 : 0;  // one token with a window
-          }
-          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-          kernels::AttentionScratch scratch(tokens * group, hd);
-          const kernels::QueryTile tile{q.data(), out.data(), static_cast<size_t>(group * hd), tokens, group, begin.data(), end.data()};
-          kernels::attend(tile, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, hd, scale, scratch);
-          // Against the definition over the decoded rows.
-          for (int64_t i = 0; i < tokens; ++i)
-            for (int64_t g = 0; g < group; ++g) {
-              const int64_t b = begin[static_cast<size_t>(i)], e = end[static_cast<size_t>(i)];
-              const float* qg = q.data() + (i * group + g) * hd;
-              kernels::attend_reference(qg, k.decoded.data() + b * hd, v.decoded.data() + b * hd, e - b, hd, scale, ref.data());
-              for (int64_t d = 0; d < hd; ++d)
-                ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>((i * group + g) * hd + d)], 2e-5)
-                    << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " token " << i << " head " << g;
+        for (int64_t n : {1, 2, 63, 64, 65, 129, 1000})
+          for (int64_t at_most : {1, 3}) {
+            // A tile of 3 tokens at the end of the sequence, causal, as a prefill chunk sees it: with
+            // a group of 4, 12 queries, enough for the transposed tiles where the CPU has them; or
+            // one token, as decoding sees it, whose 1 or 4 queries take the row-wise vectors.
+            const int64_t tokens = std::min<int64_t>(at_most, n);
+            const auto q = random_floats(static_cast<size_t>(tokens * group * hd), 5);
+            const auto k = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 6), n, hd);
+            const auto v = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 7), n, hd);
+            std::vector<float> out(q.size()), ref(static_cast<size_t>(hd));
+            std::vector<int64_t> begin(static_cast<size_t>(tokens)), end(static_cast<size_t>(tokens));
+            for (int64_t i = 0; i < tokens; ++i) {
+              end[static_cast<size_t>(i)] = n - tokens + 1 + i;
+              begin[static_cast<size_t>(i)] = i == 1 ? end[static_cast<size_t>(i)] / 2 : 0;  // one token with a window
             }
-        }
+            const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+            kernels::AttentionScratch scratch(tokens * group, hd);
+            const kernels::QueryTile tile{q.data(),     out.data(), static_cast<size_t>(group * hd), tokens, group,
+                                          begin.data(), end.data()};
+            kernels::attend(tile, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, hd, scale, scratch);
+            // Against the definition over the decoded rows.
+            for (int64_t i = 0; i < tokens; ++i)
+              for (int64_t g = 0; g < group; ++g) {
+                const int64_t b = begin[static_cast<size_t>(i)], e = end[static_cast<size_t>(i)];
+                const float* qg = q.data() + (i * group + g) * hd;
+                kernels::attend_reference(qg, k.decoded.data() + b * hd, v.decoded.data() + b * hd, e - b, hd, scale,
+                                          ref.data());
+                for (int64_t d = 0; d < hd; ++d)
+                  ASSERT_NEAR(ref[static_cast<size_t>(d)], out[static_cast<size_t>((i * group + g) * hd + d)], 2e-5)
+                      << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " tokens " << tokens << " token " << i
+                      << " head " << g;
+              }
+          }
       }
     }
   }

@@ -25,11 +25,14 @@ const float* decode_tile(const KvRows& rows, int64_t j0, int64_t n, int64_t head
   return buffer;
 }
 
-// Enough queries share each tile to pay for laying its keys out transposed.
-bool vectorised_tiles(int64_t queries, int64_t head_dim) {
+// How a call's scores are computed: per key with dot_fn, or in AVX-512 vectors over keys as stored, or
+// over keys laid out transposed, once enough queries share each tile to pay for the transposition.
+enum class Path { per_key, rows, transposed };
+Path choose_path(int64_t queries, int64_t head_dim) {
   static const bool avx512 = cpu_features().avx512f;
   const bool power_of_two = (head_dim & (head_dim - 1)) == 0;
-  return avx512 && queries >= 8 && head_dim >= 16 && head_dim <= 256 && power_of_two;
+  if (!avx512 || head_dim < 16 || head_dim > 256 || !power_of_two) return Path::per_key;
+  return queries >= 8 ? Path::transposed : Path::rows;
 }
 }  // namespace
 
@@ -37,8 +40,10 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
   constexpr int64_t kTile = AttentionScratch::kKeyTile;
   const int64_t queries = tile.tokens * tile.group;
   if (queries > s.max_queries()) throw Error("attention tile larger than its scratch");
+  if (k.stride != row_bytes(k.type, head_dim) || v.stride != row_bytes(v.type, head_dim))
+    throw Error("attention: cached rows must follow one another");
   const DotFn dot = dot_fn(WType::F32);
-  const bool vectorised = vectorised_tiles(queries, head_dim);
+  const Path path = choose_path(queries, head_dim);
   float* running_max = s.running_max();
   float* running_sum = s.running_sum();
   std::fill(running_max, running_max + queries, -std::numeric_limits<float>::infinity());
@@ -52,9 +57,14 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
   }
   for (int64_t j0 = first; j0 < last; j0 += kTile) {
     const int64_t n = std::min(kTile, last - j0);
-    const float* keys = decode_tile(k, j0, n, head_dim, s.keys());
-    const float* values = decode_tile(v, j0, n, head_dim, s.values());
-    if (vectorised) {
+    // The row-wise vectors read the rows where they are stored; the other paths decode the tile to F32.
+    const bool as_stored = path == Path::rows && k.type == v.type;
+    const float* keys = as_stored ? nullptr : decode_tile(k, j0, n, head_dim, s.keys());
+    const float* values = as_stored ? nullptr : decode_tile(v, j0, n, head_dim, s.values());
+    const WType rows_type = as_stored ? k.type : WType::F32;
+    const void* key_rows = as_stored ? static_cast<const void*>(k.row(j0)) : keys;
+    const void* value_rows = as_stored ? static_cast<const void*>(v.row(j0)) : values;
+    if (path == Path::transposed) {
       float* keys_t = s.keys_transposed();
       for (int64_t j = 0; j < n; ++j)
         for (int64_t d = 0; d < head_dim; ++d) keys_t[d * kTile + j] = keys[j * head_dim + d];
@@ -69,8 +79,13 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
         const int64_t qi = t * tile.group + g;
         const float* q = tile.q + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
         float* out = tile.out + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
-        if (vectorised) {
+        if (path == Path::transposed) {
           avx512::attend_key_tile(q, s.keys_transposed(), values, lo, hi, head_dim, scale, running_max[qi], running_sum[qi], out);
+          continue;
+        }
+        if (path == Path::rows) {
+          avx512::attend_key_rows(q, rows_type, key_rows, value_rows, lo, hi, head_dim, scale, running_max[qi],
+                                  running_sum[qi], out);
           continue;
         }
         float* scores = s.scores() + qi * kTile;

@@ -2,9 +2,9 @@
 // O(head_dim) per query however long the context is. One call serves a tile of tokens times the query
 // heads that share one KV head (grouped-query attention): each tile of cached keys and values is read
 // and decoded to F32 once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
-// Where the CPU has AVX-512, a tile of 8 queries or more and a head of 16-256 elements (a power of two)
-// take vectorised scores, exponentials and sums over keys laid out transposed; otherwise per-key dot
-// products.
+// Where the CPU has AVX-512 and a head has 16-256 elements (a power of two), scores, exponentials and
+// sums run in vectors: over keys laid out transposed for a tile of 8 queries or more (prompts), over
+// keys as stored for fewer (decoding: one token's group of heads). Otherwise per-key dot products.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,8 @@
 
 namespace longqa::kernels {
 
-// Cached rows of one KV head: row j at data + j * stride, in `type`.
+// Cached rows of one KV head: row j at data + j * stride, in `type`; rows follow one another (stride is
+// row_bytes(type, head_dim), which attend checks).
 struct KvRows {
   WType type = WType::F32;
   const uint8_t* data = nullptr;
@@ -63,6 +64,10 @@ namespace avx512 {
 // state (running_max, running_sum) and its unnormalised output.
 void attend_key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, int64_t head_dim,
                      float scale, float& running_max, float& running_sum, float* out);
+// The same over keys and values as stored, rows of head_dim elements of `type` (F32, F16, BF16 or
+// Q8_0) one after another: [kKeyTile][head_dim].
+void attend_key_rows(const float* q, WType type, const void* keys, const void* values, int64_t lo, int64_t hi,
+                     int64_t head_dim, float scale, float& running_max, float& running_sum, float* out);
 }  // namespace avx512
 
 // Plain two-pass definition for one head over F32 rows (materialises all scores): what attend is

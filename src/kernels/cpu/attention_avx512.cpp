@@ -1,7 +1,8 @@
 // One query against one tile of decoded keys and values, with AVX-512F: the tile's 64 scores in four
-// registers (keys laid out transposed, so each element of the query is broadcast once against 64
-// keys), exponentials evaluated in vectors, the output accumulated in registers over the tile's
-// values. Compiled with AVX-512F; entered only after the run-time CPU check.
+// registers (from keys laid out transposed, each element of the query broadcast once against 64
+// keys, or from keys as stored, one sum across lanes per key), exponentials evaluated in vectors, the
+// output accumulated in registers over the tile's values. Compiled with AVX-512F; entered only after
+// the run-time CPU check.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -W(maybe-)uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -11,8 +12,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/quant.h"
+#include "util/fp16.h"
 
 namespace longqa::kernels::avx512 {
 namespace {
@@ -32,18 +36,28 @@ __m512 exp_nonpositive(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-template <int kChunks>  // head_dim / 16
-void key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, float scale, float& running_max,
-              float& running_sum, float* out) {
-  constexpr int64_t head_dim = 16 * kChunks;
-  const int vectors = static_cast<int>((hi + 15) / 16);
-  __m512 s[4];
-  for (auto& v : s) v = _mm512_setzero_ps();
-  for (int64_t d = 0; d < head_dim; ++d) {
-    const __m512 qd = _mm512_set1_ps(q[d]);
-    for (int v = 0; v < vectors; ++v) s[v] = _mm512_fmadd_ps(qd, _mm512_loadu_ps(keys_t + d * kTile + 16 * v), s[v]);
+// Elements [i, i + 16) of a row of F32, F16, BF16 or Q8_0 as floats (the values to_f32 gives).
+template <WType kType>
+__m512 load16(const void* row, int64_t i) {
+  if constexpr (kType == WType::F32) {
+    return _mm512_loadu_ps(static_cast<const float*>(row) + i);
+  } else if constexpr (kType == WType::Q8_0) {
+    const BlockQ8_0& block = static_cast<const BlockQ8_0*>(row)[i / kQK];
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs + i % kQK));
+    return _mm512_mul_ps(_mm512_set1_ps(f16_to_f32(block.d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i));
+    if constexpr (kType == WType::F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
-  // Keys outside [lo, hi) are masked out of the maximum and weigh 0.
+}
+
+// Folds one tile's scores q . k_j (s: four vectors of 16 keys) into the query's online-softmax state
+// and its unnormalised output; keys outside [lo, hi) are masked out of the maximum and weigh 0.
+template <int kChunks, WType kType>  // head_dim / 16, the values' type
+void fold_scores(__m512 s[4], const void* values, int64_t lo, int64_t hi, float scale, float& running_max,
+                 float& running_sum, float* out) {
+  constexpr int64_t head_dim = 16 * kChunks;
   __mmask16 valid[4];
   __m512 tile_max = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int v = 0; v < 4; ++v) {
@@ -67,22 +81,110 @@ void key_tile(const float* q, const float* keys_t, const float* values, int64_t 
   for (int c = 0; c < kChunks; ++c) acc[c] = _mm512_mul_ps(_mm512_loadu_ps(out + 16 * c), _mm512_set1_ps(correction));
   for (int64_t j = lo; j < hi; ++j) {
     const __m512 pj = _mm512_set1_ps(p[j]);
-    for (int c = 0; c < kChunks; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(values + j * head_dim + 16 * c), acc[c]);
+    for (int c = 0; c < kChunks; ++c)
+      acc[c] = _mm512_fmadd_ps(pj, load16<kType>(values, j * head_dim + 16 * c), acc[c]);
   }
   for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
+}
+
+// Scores over transposed keys: each element of the query broadcast once against 64 keys.
+template <int kChunks>
+void key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, float scale,
+              float& running_max, float& running_sum, float* out) {
+  constexpr int64_t head_dim = 16 * kChunks;
+  const int vectors = static_cast<int>((hi + 15) / 16);
+  __m512 s[4];
+  for (auto& v : s) v = _mm512_setzero_ps();
+  for (int64_t d = 0; d < head_dim; ++d) {
+    const __m512 qd = _mm512_set1_ps(q[d]);
+    for (int v = 0; v < vectors; ++v) s[v] = _mm512_fmadd_ps(qd, _mm512_loadu_ps(keys_t + d * kTile + 16 * v), s[v]);
+  }
+  fold_scores<kChunks, WType::F32>(s, values, lo, hi, scale, running_max, running_sum, out);
+}
+
+// The sums of the 16 lanes of each of v[0..15], in that order: halves, quarters, pairs and single
+// lanes of two vectors at a time added together (46 operations, where 16 separate sums take 128).
+__m512 sum_lanes16(const __m512 v[16]) {
+  __m512 halves[8], quarters[4], pairs[2];
+  for (int i = 0; i < 8; ++i)  // 128-bit lanes 0-1: v[2i]'s 8 partial sums, 2-3: v[2i + 1]'s
+    halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                              _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // 128-bit lane L: the 4 partial sums of v[4i + L]
+    quarters[i] = _mm512_add_ps(_mm512_shuffle_f32x4(halves[2 * i], halves[2 * i + 1], 0x88),
+                                _mm512_shuffle_f32x4(halves[2 * i], halves[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // lane L: two partial sums of v[8i + L], then two of v[8i + 4 + L]
+    pairs[i] = _mm512_add_ps(_mm512_shuffle_ps(quarters[2 * i], quarters[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(quarters[2 * i], quarters[2 * i + 1], 0xEE));
+  // Element 4L + p: the sum of v[L + 4p]; permuted into order.
+  const __m512 sums =
+      _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], 0x88), _mm512_shuffle_ps(pairs[0], pairs[1], 0xDD));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+}
+
+// Scores over keys as stored, row by row: the query in registers, the products of 16 keys summed
+// across lanes together. Keys outside [lo, hi) in a group of 16 score as key lo does (fold_scores
+// masks them), so that no row past the tile is read.
+template <int kChunks, WType kType>
+void key_rows(const float* q, const void* keys, const void* values, int64_t lo, int64_t hi, float scale,
+              float& running_max, float& running_sum, float* out) {
+  constexpr int64_t head_dim = 16 * kChunks;
+  __m512 qv[kChunks];
+  for (int c = 0; c < kChunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  __m512 s[4];
+  for (int64_t v = 0; v < 4; ++v) {
+    s[v] = _mm512_setzero_ps();
+    if (16 * v >= hi || 16 * v + 16 <= lo) continue;
+    __m512 products[16];
+#pragma GCC unroll 16
+    for (int64_t k = 0; k < 16; ++k) {
+      const int64_t j = std::clamp(16 * v + k, lo, hi - 1);
+      products[k] = _mm512_mul_ps(qv[0], load16<kType>(keys, j * head_dim));
+      for (int c = 1; c < kChunks; ++c)
+        products[k] = _mm512_fmadd_ps(qv[c], load16<kType>(keys, j * head_dim + 16 * c), products[k]);
+    }
+    s[v] = sum_lanes16(products);
+  }
+  fold_scores<kChunks, kType>(s, values, lo, hi, scale, running_max, running_sum, out);
+}
+
+// Calls f with std::integral_constant<int, head_dim / 16>.
+template <typename F>
+void with_chunks(int64_t head_dim, F&& f) {
+  switch (head_dim) {
+    case 64:
+      return f(std::integral_constant<int, 4>{});
+    case 128:
+      return f(std::integral_constant<int, 8>{});
+    case 32:
+      return f(std::integral_constant<int, 2>{});
+    case 256:
+      return f(std::integral_constant<int, 16>{});
+    default:
+      return f(std::integral_constant<int, 1>{});  // 16 (attend checks)
+  }
 }
 
 }  // namespace
 
 void attend_key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, int64_t head_dim,
                      float scale, float& running_max, float& running_sum, float* out) {
-  switch (head_dim) {
-    case 64: return key_tile<4>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);
-    case 128: return key_tile<8>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);
-    case 32: return key_tile<2>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);
-    case 256: return key_tile<16>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);
-    default: return key_tile<1>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);  // 16 (attend checks)
-  }
+  with_chunks(head_dim, [&](auto chunks) {
+    key_tile<decltype(chunks)::value>(q, keys_t, values, lo, hi, scale, running_max, running_sum, out);
+  });
+}
+
+void attend_key_rows(const float* q, WType type, const void* keys, const void* values, int64_t lo, int64_t hi,
+                     int64_t head_dim, float scale, float& running_max, float& running_sum, float* out) {
+  with_chunks(head_dim, [&](auto chunks) {
+    constexpr int kChunks = decltype(chunks)::value;
+    if (type == WType::F16)
+      return key_rows<kChunks, WType::F16>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+    if (type == WType::BF16)
+      return key_rows<kChunks, WType::BF16>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+    if (type == WType::Q8_0)
+      return key_rows<kChunks, WType::Q8_0>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+    key_rows<kChunks, WType::F32>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+  });
 }
 
 }  // namespace longqa::kernels::avx512
