@@ -1,10 +1,11 @@
 // Causal attention over a KV cache, with a streaming (online) softmax over tiles of keys: memory stays
 // O(head_dim) per query however long the context is. One call serves a tile of tokens times the query
-// heads that share one KV head (grouped-query attention): each tile of cached keys and values is read
-// and decoded to F32 once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
+// heads that share one KV head (grouped-query attention), so each tile of cached keys and values comes
+// from memory once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
 // Where the CPU has AVX-512 and a head has 16-256 elements (a power of two), scores, exponentials and
-// sums run in vectors: over keys laid out transposed for a tile of 8 queries or more (prompts), over
-// keys as stored for fewer (decoding: one token's group of heads). Otherwise per-key dot products.
+// sums run in vectors: over keys decoded to F32 and laid out transposed for a tile of 8 queries or more
+// (prompts), over keys as stored, widened in registers, for fewer (decoding: one token's group of
+// heads). Otherwise per-key dot products over the tile decoded to F32.
 #pragma once
 
 #include <cstdint>
