@@ -44,6 +44,9 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
     throw Error("attention: cached rows must follow one another");
   const DotFn dot = dot_fn(WType::F32);
   const Path path = choose_path(queries, head_dim);
+  // The row-wise vectors read the rows where they are stored; the other paths decode each tile to F32.
+  const bool as_stored = path == Path::rows && k.type == v.type;
+  const WType rows_type = as_stored ? k.type : WType::F32;
   float* running_max = s.running_max();
   float* running_sum = s.running_sum();
   std::fill(running_max, running_max + queries, -std::numeric_limits<float>::infinity());
@@ -57,11 +60,8 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
   }
   for (int64_t j0 = first; j0 < last; j0 += kTile) {
     const int64_t n = std::min(kTile, last - j0);
-    // The row-wise vectors read the rows where they are stored; the other paths decode the tile to F32.
-    const bool as_stored = path == Path::rows && k.type == v.type;
     const float* keys = as_stored ? nullptr : decode_tile(k, j0, n, head_dim, s.keys());
     const float* values = as_stored ? nullptr : decode_tile(v, j0, n, head_dim, s.values());
-    const WType rows_type = as_stored ? k.type : WType::F32;
     const void* key_rows = as_stored ? static_cast<const void*>(k.row(j0)) : keys;
     const void* value_rows = as_stored ? static_cast<const void*>(v.row(j0)) : values;
     if (path == Path::transposed) {

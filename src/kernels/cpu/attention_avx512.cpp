@@ -122,8 +122,8 @@ __m512 sum_lanes16(const __m512 v[16]) {
 }
 
 // Scores over keys as stored, row by row: the query in registers, the products of 16 keys summed
-// across lanes together. Keys outside [lo, hi) in a group of 16 score as key lo does (fold_scores
-// masks them), so that no row past the tile is read.
+// across lanes together. Keys outside [lo, hi) in a group of 16 score as the nearest key inside does
+// (fold_scores masks them), so that no row outside the tile is read.
 template <int kChunks, WType kType>
 void key_rows(const float* q, const void* keys, const void* values, int64_t lo, int64_t hi, float scale,
               float& running_max, float& running_sum, float* out) {
