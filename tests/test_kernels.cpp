@@ -174,7 +174,7 @@ TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
   for (WType t : {WType::F32, WType::F16, WType::BF16, WType::Q8_0}) {
     for (int64_t hd : {24, 32, 64, 128}) {  // 24: not a power of two, the per-key path everywhere
       if (t == WType::Q8_0 && hd % 32) continue;  // Q8_0 rows are whole blocks of 32
-      for (int64_t group : {1, 4}) {
+      for (int64_t group : {1, 4, 7}) {           // 7: sub-groups of 4, 2 and 1 in the row-wise vectors
         for (int64_t n : {1, 2, 63, 64, 65, 129, 1000})
           for (int64_t at_most : {1, 3}) {
             // A tile of 3 tokens at the end of the sequence, causal, as a prefill chunk sees it: with
@@ -207,6 +207,20 @@ TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
                       << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " tokens " << tokens << " token " << i
                       << " head " << g;
               }
+            // A head's output is the same bits whether its group goes through together or it alone
+            // (under 8 queries either way, so that both take the same path).
+            for (int64_t g = 0; group > 1 && tokens * group < 8 && g < group; ++g) {
+              std::vector<float> q_alone(static_cast<size_t>(tokens * hd)), alone(q_alone.size());
+              for (int64_t i = 0; i < tokens; ++i)
+                std::copy_n(q.begin() + (i * group + g) * hd, hd, q_alone.begin() + i * hd);
+              const kernels::QueryTile one{q_alone.data(), alone.data(), static_cast<size_t>(hd), tokens, 1,
+                                           begin.data(),   end.data()};
+              kernels::attend(one, {t, k.bytes.data(), k.stride}, {t, v.bytes.data(), v.stride}, hd, scale, scratch);
+              for (int64_t i = 0; i < tokens; ++i)
+                for (int64_t d = 0; d < hd; ++d)
+                  ASSERT_EQ(alone[static_cast<size_t>(i * hd + d)], out[static_cast<size_t>((i * group + g) * hd + d)])
+                      << kernels::wtype_name(t) << " hd=" << hd << " n=" << n << " head " << g;
+            }
           }
       }
     }

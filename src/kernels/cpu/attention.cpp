@@ -75,17 +75,19 @@ void attend(const QueryTile& tile, const KvRows& k, const KvRows& v, int64_t hea
       // This token's keys within the tile.
       const int64_t lo = std::max<int64_t>(tile.begin[t] - j0, 0), hi = std::min<int64_t>(tile.end[t] - j0, n);
       if (lo >= hi) continue;
+      if (path == Path::rows) {
+        const int64_t qi = t * tile.group;
+        avx512::attend_key_rows(tile.q + static_cast<size_t>(t) * tile.token_stride, tile.group, rows_type, key_rows,
+                                value_rows, lo, hi, head_dim, scale, running_max + qi, running_sum + qi,
+                                tile.out + static_cast<size_t>(t) * tile.token_stride);
+        continue;
+      }
       for (int64_t g = 0; g < tile.group; ++g) {
         const int64_t qi = t * tile.group + g;
         const float* q = tile.q + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
         float* out = tile.out + static_cast<size_t>(t) * tile.token_stride + g * head_dim;
         if (path == Path::transposed) {
           avx512::attend_key_tile(q, s.keys_transposed(), values, lo, hi, head_dim, scale, running_max[qi], running_sum[qi], out);
-          continue;
-        }
-        if (path == Path::rows) {
-          avx512::attend_key_rows(q, rows_type, key_rows, value_rows, lo, hi, head_dim, scale, running_max[qi],
-                                  running_sum[qi], out);
           continue;
         }
         float* scores = s.scores() + qi * kTile;

@@ -4,8 +4,8 @@
 // from memory once for all of them. Keys and values may be stored as F32, F16, BF16 or Q8_0.
 // Where the CPU has AVX-512 and a head has 16-256 elements (a power of two), scores, exponentials and
 // sums run in vectors: over keys decoded to F32 and laid out transposed for a tile of 8 queries or more
-// (prompts), over keys as stored, widened in registers, for fewer (decoding: one token's group of
-// heads). Otherwise per-key dot products over the tile decoded to F32.
+// (prompts), over keys as stored, widened in registers once for up to four queries, for fewer
+// (decoding: one token's group of heads). Otherwise per-key dot products over the tile decoded to F32.
 #pragma once
 
 #include <cstdint>
@@ -65,10 +65,12 @@ namespace avx512 {
 // state (running_max, running_sum) and its unnormalised output.
 void attend_key_tile(const float* q, const float* keys_t, const float* values, int64_t lo, int64_t hi, int64_t head_dim,
                      float scale, float& running_max, float& running_sum, float* out);
-// The same over keys and values as stored, rows of head_dim elements of `type` (F32, F16, BF16 or
-// Q8_0) one after another: [kKeyTile][head_dim].
-void attend_key_rows(const float* q, WType type, const void* keys, const void* values, int64_t lo, int64_t hi,
-                     int64_t head_dim, float scale, float& running_max, float& running_sum, float* out);
+// The same for `queries` queries (q and out: rows of head_dim one after another; running_max and
+// running_sum: one each) over keys and values as stored, rows of head_dim elements of `type` (F32,
+// F16, BF16 or Q8_0) one after another: [kKeyTile][head_dim]. Each row is widened once for up to four
+// queries: a decoding token's group of heads.
+void attend_key_rows(const float* q, int64_t queries, WType type, const void* keys, const void* values, int64_t lo,
+                     int64_t hi, int64_t head_dim, float scale, float* running_max, float* running_sum, float* out);
 }  // namespace avx512
 
 // Plain two-pass definition for one head over F32 rows (materialises all scores): what attend is

@@ -52,12 +52,10 @@ __m512 load16(const void* row, int64_t i) {
   }
 }
 
-// Folds one tile's scores q . k_j (s: four vectors of 16 keys) into the query's online-softmax state
-// and its unnormalised output; keys outside [lo, hi) are masked out of the maximum and weigh 0.
-template <int kChunks, WType kType>  // head_dim / 16, the values' type
-void fold_scores(__m512 s[4], const void* values, int64_t lo, int64_t hi, float scale, float& running_max,
-                 float& running_sum, float* out) {
-  constexpr int64_t head_dim = 16 * kChunks;
+// Turns one query's tile of scores q . k_j (s: four vectors of 16 keys) into weights p[j] = e^(scale
+// s_j - new max) and folds them into the query's online-softmax state; keys outside [lo, hi) are
+// masked out of the maximum and weigh 0. Returns the factor the query's earlier output is scaled by.
+float softmax_tile(__m512 s[4], int64_t lo, int64_t hi, float scale, float& running_max, float& running_sum, float* p) {
   __mmask16 valid[4];
   __m512 tile_max = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int v = 0; v < 4; ++v) {
@@ -68,7 +66,6 @@ void fold_scores(__m512 s[4], const void* values, int64_t lo, int64_t hi, float 
   }
   const float new_max = std::max(running_max, _mm512_reduce_max_ps(tile_max));
   const float correction = std::exp(running_max - new_max);
-  alignas(64) float p[kTile];
   __m512 sum = _mm512_setzero_ps();
   for (int v = 0; v < 4; ++v) {
     const __m512 e = _mm512_maskz_mov_ps(valid[v], exp_nonpositive(_mm512_sub_ps(s[v], _mm512_set1_ps(new_max))));
@@ -77,14 +74,30 @@ void fold_scores(__m512 s[4], const void* values, int64_t lo, int64_t hi, float 
   }
   running_sum = running_sum * correction + _mm512_reduce_add_ps(sum);
   running_max = new_max;
-  __m512 acc[kChunks];
-  for (int c = 0; c < kChunks; ++c) acc[c] = _mm512_mul_ps(_mm512_loadu_ps(out + 16 * c), _mm512_set1_ps(correction));
-  for (int64_t j = lo; j < hi; ++j) {
-    const __m512 pj = _mm512_set1_ps(p[j]);
-    for (int c = 0; c < kChunks; ++c)
-      acc[c] = _mm512_fmadd_ps(pj, load16<kType>(values, j * head_dim + 16 * c), acc[c]);
+  return correction;
+}
+
+// out_g = correction_g out_g + sum_j p_g[j] v_j over keys [lo, hi) for kG queries (p: [kG][kTile];
+// out: kG rows of head_dim), each value row widened once for all of them. The head is taken in
+// slices small enough that the kG x slice accumulators stay in registers.
+template <int kChunks, WType kType, int kG>
+void accumulate_values(const float* p, const float* correction, const void* values, int64_t lo, int64_t hi,
+                       float* out) {
+  constexpr int64_t head_dim = 16 * kChunks;
+  constexpr int kSlice = std::min(kChunks, 16 / kG);
+  for (int c0 = 0; c0 < kChunks; c0 += kSlice) {
+    __m512 acc[kG][kSlice];
+    for (int g = 0; g < kG; ++g)
+      for (int c = 0; c < kSlice; ++c)
+        acc[g][c] = _mm512_mul_ps(_mm512_loadu_ps(out + g * head_dim + 16 * (c0 + c)), _mm512_set1_ps(correction[g]));
+    for (int64_t j = lo; j < hi; ++j)
+      for (int c = 0; c < kSlice; ++c) {
+        const __m512 v = load16<kType>(values, j * head_dim + 16 * (c0 + c));
+        for (int g = 0; g < kG; ++g) acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * kTile + j]), v, acc[g][c]);
+      }
+    for (int g = 0; g < kG; ++g)
+      for (int c = 0; c < kSlice; ++c) _mm512_storeu_ps(out + g * head_dim + 16 * (c0 + c), acc[g][c]);
   }
-  for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
 }
 
 // Scores over transposed keys: each element of the query broadcast once against 64 keys.
@@ -99,7 +112,9 @@ void key_tile(const float* q, const float* keys_t, const float* values, int64_t 
     const __m512 qd = _mm512_set1_ps(q[d]);
     for (int v = 0; v < vectors; ++v) s[v] = _mm512_fmadd_ps(qd, _mm512_loadu_ps(keys_t + d * kTile + 16 * v), s[v]);
   }
-  fold_scores<kChunks, WType::F32>(s, values, lo, hi, scale, running_max, running_sum, out);
+  alignas(64) float p[kTile];
+  const float correction = softmax_tile(s, lo, hi, scale, running_max, running_sum, p);
+  accumulate_values<kChunks, WType::F32, 1>(p, &correction, values, lo, hi, out);
 }
 
 // The sums of the 16 lanes of each of v[0..15], in that order: halves, quarters, pairs and single
@@ -121,30 +136,36 @@ __m512 sum_lanes16(const __m512 v[16]) {
   return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
 }
 
-// Scores over keys as stored, row by row: the query in registers, the products of 16 keys summed
-// across lanes together. Keys outside [lo, hi) in a group of 16 score as the nearest key inside does
-// (fold_scores masks them), so that no row outside the tile is read.
-template <int kChunks, WType kType>
+// Scores of kG queries (q: kG rows of head_dim) over keys as stored, row by row: each key widened once
+// for all of them, the products of 16 keys with a query summed across lanes together. Keys outside
+// [lo, hi) in a group of 16 score as the nearest key inside does (softmax_tile masks them), so that
+// no row outside the tile is read. running_max, running_sum and out: the kG queries' own.
+template <int kChunks, WType kType, int kG>
 void key_rows(const float* q, const void* keys, const void* values, int64_t lo, int64_t hi, float scale,
-              float& running_max, float& running_sum, float* out) {
+              float* running_max, float* running_sum, float* out) {
   constexpr int64_t head_dim = 16 * kChunks;
-  __m512 qv[kChunks];
-  for (int c = 0; c < kChunks; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
-  __m512 s[4];
+  __m512 s[kG][4];
   for (int64_t v = 0; v < 4; ++v) {
-    s[v] = _mm512_setzero_ps();
+    for (int g = 0; g < kG; ++g) s[g][v] = _mm512_setzero_ps();
     if (16 * v >= hi || 16 * v + 16 <= lo) continue;
-    __m512 products[16];
+    __m512 products[kG][16];
 #pragma GCC unroll 16
     for (int64_t k = 0; k < 16; ++k) {
       const int64_t j = std::clamp(16 * v + k, lo, hi - 1);
-      products[k] = _mm512_mul_ps(qv[0], load16<kType>(keys, j * head_dim));
-      for (int c = 1; c < kChunks; ++c)
-        products[k] = _mm512_fmadd_ps(qv[c], load16<kType>(keys, j * head_dim + 16 * c), products[k]);
+      for (int c = 0; c < kChunks; ++c) {
+        const __m512 key = load16<kType>(keys, j * head_dim + 16 * c);
+        for (int g = 0; g < kG; ++g) {
+          const __m512 qc = _mm512_loadu_ps(q + g * head_dim + 16 * c);
+          products[g][k] = c == 0 ? _mm512_mul_ps(qc, key) : _mm512_fmadd_ps(qc, key, products[g][k]);
+        }
+      }
     }
-    s[v] = sum_lanes16(products);
+    for (int g = 0; g < kG; ++g) s[g][v] = sum_lanes16(products[g]);
   }
-  fold_scores<kChunks, kType>(s, values, lo, hi, scale, running_max, running_sum, out);
+  alignas(64) float p[kG][kTile];
+  float correction[kG];
+  for (int g = 0; g < kG; ++g) correction[g] = softmax_tile(s[g], lo, hi, scale, running_max[g], running_sum[g], p[g]);
+  accumulate_values<kChunks, kType, kG>(p[0], correction, values, lo, hi, out);
 }
 
 // Calls f with std::integral_constant<int, head_dim / 16>.
@@ -173,17 +194,33 @@ void attend_key_tile(const float* q, const float* keys_t, const float* values, i
   });
 }
 
-void attend_key_rows(const float* q, WType type, const void* keys, const void* values, int64_t lo, int64_t hi,
-                     int64_t head_dim, float scale, float& running_max, float& running_sum, float* out) {
+void attend_key_rows(const float* q, int64_t queries, WType type, const void* keys, const void* values, int64_t lo,
+                     int64_t hi, int64_t head_dim, float scale, float* running_max, float* running_sum, float* out) {
   with_chunks(head_dim, [&](auto chunks) {
     constexpr int kChunks = decltype(chunks)::value;
-    if (type == WType::F16)
-      return key_rows<kChunks, WType::F16>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
-    if (type == WType::BF16)
-      return key_rows<kChunks, WType::BF16>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
-    if (type == WType::Q8_0)
-      return key_rows<kChunks, WType::Q8_0>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
-    key_rows<kChunks, WType::F32>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+    // Four queries at a time share each widened key and value, then two, then one.
+    auto next = [&](auto size) {
+      constexpr int kG = decltype(size)::value;
+      auto rows = [&](auto as_type) {
+        key_rows<kChunks, decltype(as_type)::value, kG>(q, keys, values, lo, hi, scale, running_max, running_sum, out);
+      };
+      if (type == WType::F16)
+        rows(std::integral_constant<WType, WType::F16>{});
+      else if (type == WType::BF16)
+        rows(std::integral_constant<WType, WType::BF16>{});
+      else if (type == WType::Q8_0)
+        rows(std::integral_constant<WType, WType::Q8_0>{});
+      else
+        rows(std::integral_constant<WType, WType::F32>{});
+      q += kG * head_dim;
+      out += kG * head_dim;
+      running_max += kG;
+      running_sum += kG;
+      queries -= kG;
+    };
+    while (queries >= 4) next(std::integral_constant<int, 4>{});
+    if (queries >= 2) next(std::integral_constant<int, 2>{});
+    if (queries == 1) next(std::integral_constant<int, 1>{});
   });
 }
 
