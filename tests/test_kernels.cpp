@@ -179,7 +179,7 @@ TEST(Kernels, StreamingGroupedAttentionMatchesTwoPassSoftmax) {
           for (int64_t at_most : {1, 3}) {
             // A tile of 3 tokens at the end of the sequence, causal, as a prefill chunk sees it: with
             // a group of 4, 12 queries, enough for the transposed tiles where the CPU has them; or
-            // one token, as decoding sees it, whose 1 or 4 queries take the row-wise vectors.
+            // one token, as decoding sees it, whose 1, 4 or 7 queries take the row-wise vectors.
             const int64_t tokens = std::min<int64_t>(at_most, n);
             const auto q = random_floats(static_cast<size_t>(tokens * group * hd), 5);
             const auto k = encode_rows(t, random_floats(static_cast<size_t>(n * hd), 6), n, hd);

@@ -1,7 +1,8 @@
-// One query against one tile of keys and values, with AVX-512F: the tile's 64 scores in four
+// Queries against one tile of keys and values, with AVX-512F: each query's 64 scores in four
 // registers (from keys laid out transposed, each element of the query broadcast once against 64
-// keys, or from keys as stored, the sums across lanes of 16 keys taken together), exponentials
-// evaluated in vectors, the output accumulated in registers over the tile's values. Compiled with
+// keys; or from keys as stored, each row widened once for up to four queries, the sums across lanes
+// of 16 keys taken together), exponentials evaluated in vectors, the outputs accumulated in registers
+// over the tile's values. Compiled with
 // AVX-512F; entered only after the run-time CPU check.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
 // -W(maybe-)uninitialized reports at every inlined use: a known false positive.
