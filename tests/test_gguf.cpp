@@ -157,6 +157,22 @@ TEST(MappedFile, BothResidenciesHoldTheFileBytes) {
   }
 }
 
+// The loader rearranges weights in the private copy; a mapping's pages are the file's and stay so.
+TEST(MappedFile, OnlyTheCopyCanBeEdited) {
+  TempDir dir;
+  const auto path = dir.file("f");
+  test::write_bytes(path, std::vector<uint8_t>{1, 2, 3});
+  MappedFile copy(path, FileResidency::HugePages);
+  copy.edit([](std::span<uint8_t> bytes) {
+    ASSERT_EQ(bytes.size(), 3u);
+    bytes[1] = 9;
+  });
+  EXPECT_EQ(copy.data()[1], 9);
+  MappedFile mapped(path, FileResidency::Mapped);
+  EXPECT_THROW(mapped.edit([](std::span<uint8_t>) {}), Error);
+  EXPECT_EQ(mapped.data()[1], 2);
+}
+
 TEST(MappedFile, RefusesWhatIsNotARegularFile) {
   TempDir dir;
   for (FileResidency r : {FileResidency::Mapped, FileResidency::HugePages}) {

@@ -9,6 +9,7 @@
 
 #include "engine/convert.h"
 #include "engine/model.h"
+#include "engine/quantize.h"
 #include "engine/transformer.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -191,6 +192,28 @@ TEST(Session, MappedWeightsGiveTheSameLogits) {
     ASSERT_FALSE(logits[0].empty());
     EXPECT_EQ(logits[0], logits[1]);
   }
+}
+
+// Q4_0 layers read into memory are interleaved for the decode kernel where the CPU has it (mapped
+// ones stay as the file has them): token by token, the logits stay close. Not bit for bit: the rows'
+// sums run in another float order, and an activation that lands that much nearer a rounding boundary
+// of the next layer's 8-bit quantization moves by a level (the fixtures' random weights amplify it).
+TEST(Session, InterleavedQ4_0WeightsGiveTheLogitsOfTheFileLayout) {
+  const auto ids = test::read_json(test::data("prompts.json"))["short"].get<std::vector<int32_t>>();
+  test::TempDir dir;
+  const std::string path = dir.file("q4_0.gguf");
+  quantize_gguf(test::model_dir("tiny-llama3.f32.gguf"), path, parse_quant_mix("q4_0"), 2);
+  std::vector<float> logits[2];
+  for (FileResidency r : {FileResidency::Mapped, FileResidency::HugePages}) {
+    const auto model = Model::load(path, {.rope = {}, .weights = r});
+    const kernels::MatrixView& wq = model->weights().layers[0].wq;
+    EXPECT_EQ(wq.type, r == FileResidency::Mapped ? kernels::WType::Q4_0
+                                                  : kernels::decode_layout(kernels::WType::Q4_0, wq.rows));
+    Session s(*model, {.context = static_cast<int64_t>(ids.size()), .batch = 1, .threads = 2});
+    s.evaluate(ids, &logits[r == FileResidency::HugePages], nullptr);
+  }
+  ASSERT_FALSE(logits[0].empty());
+  EXPECT_LE(max_abs_diff(logits[1].data(), std::vector<double>(logits[0].begin(), logits[0].end())), 2e-2);
 }
 
 TEST(Convert, HalfPrecisionFilesStayClose) {

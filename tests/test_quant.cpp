@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/dot.h"
@@ -276,6 +277,66 @@ TEST(Quant, TiledInt8ProductMatchesTheFloatProduct) {
           }
       }
     }
+}
+
+TEST(Quant, InterleavedQ4_0RowsComputeWhatTheRowsDo) {
+  // 40 rows: five groups of 8, the last in a partial block of 16 rows; 19 blocks a row leave the
+  // kernel's pairs of blocks an odd one. The interleaved copy is made by hand so that the reference
+  // path runs on every CPU; where the CPU has the decode kernel the loader's form must agree.
+  const int64_t rows = 40, cols = 19 * 32;
+  std::vector<uint8_t> w(1);  // rows may start at any byte offset
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto row = quantize(WType::Q4_0, random_row(cols, 400 + static_cast<uint32_t>(r)));
+    w.insert(w.end(), row.begin(), row.end());
+  }
+  const MatrixView plain{WType::Q4_0, w.data() + 1, rows, cols};
+  std::vector<uint8_t> wi(w.size());
+  for (int64_t r = 0; r < rows; r += 8)
+    reference::interleave_q4_0(plain.row(r), plain.row_stride(), cols / 32,
+                               reinterpret_cast<BlockQ4_0x8*>(wi.data() + 1 + r * plain.row_stride()));
+  const MatrixView inter{WType::Q4_0x8, wi.data() + 1, rows, cols};
+  if (decode_layout(WType::Q4_0, rows) == WType::Q4_0x8) {
+    std::vector<uint8_t> in_place = w;
+    const MatrixView made = interleave_for_decode({WType::Q4_0, in_place.data() + 1, rows, cols}, in_place.data() + 1);
+    EXPECT_EQ(made.type, WType::Q4_0x8);
+    EXPECT_EQ(in_place, wi);
+  }
+  EXPECT_EQ(decode_layout(WType::Q4_0, 36), WType::Q4_0);  // rows not a multiple of 8 stay as they are
+  EXPECT_EQ(decode_layout(WType::Q4_K, rows), WType::Q4_K);
+
+  // Taking a row back out gives its bytes; the matrix converts to the same floats.
+  std::vector<BlockQ4_0> back(static_cast<size_t>(cols / 32));
+  for (int64_t r = 0; r < rows; ++r) {
+    reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(inter.row(r - r % 8)), cols / 32,
+                                 static_cast<int>(r % 8), back.data());
+    ASSERT_EQ(std::memcmp(back.data(), plain.row(r), plain.row_stride()), 0) << "row " << r;
+  }
+  std::vector<float> f_plain(static_cast<size_t>(rows * cols)), f_inter(f_plain.size());
+  to_f32(plain, f_plain.data());
+  to_f32(inter, f_inter.data());
+  EXPECT_EQ(f_plain, f_inter);
+  EXPECT_THROW(to_f32(WType::Q4_0x8, wi.data(), f_inter.data(), cols), std::logic_error);
+
+  for (int64_t tokens : {1, 3, 4, 35}) {
+    const auto x = random_row(tokens * cols, 13);
+    std::vector<float> ref(static_cast<size_t>(tokens * rows)), ref_inter(ref.size()), fast(ref.size()),
+        fast_plain(ref.size());
+    std::vector<uint8_t> scratch;
+    matmul_reference(plain, x.data(), tokens, ref.data());
+    matmul_reference(inter, x.data(), tokens, ref_inter.data());
+    ASSERT_EQ(ref, ref_inter) << tokens << " tokens";  // the reference takes each row's blocks in order
+    for (int threads : {1, 2}) {
+      matmul(inter, x.data(), tokens, fast.data(), threads, scratch);
+      if (tokens >= 4 && gemm_q_available(WType::Q4_0)) {  // batches: the tiles unpack the same levels
+        matmul(plain, x.data(), tokens, fast_plain.data(), threads, scratch);
+        ASSERT_EQ(fast, fast_plain) << tokens << " tokens, " << threads << " threads";
+        continue;
+      }
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(fast[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-4)
+            << tokens << " tokens, " << threads << " threads, at " << i;
+    }
+  }
 }
 
 TEST(Quant, ZeroRowsStayZero) {

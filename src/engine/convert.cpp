@@ -40,7 +40,7 @@ std::vector<float> permute_rows(const std::vector<float>& w, int64_t n_heads, in
 
 std::vector<float> to_f32(const kernels::MatrixView& m) {
   std::vector<float> v(static_cast<size_t>(m.rows * m.cols));
-  kernels::to_f32(m.type, m.data, v.data(), m.rows * m.cols);
+  kernels::to_f32(m, v.data());
   return v;
 }
 

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -106,6 +108,8 @@ class File {
   std::vector<int32_t> get_ints(std::string_view key) const;         // empty when absent
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  // The file's bytes, writable while `edit` runs (see MappedFile::edit): tensor data pointers stay valid.
+  void edit(const std::function<void(std::span<uint8_t>)>& edit) { map_.edit(edit); }
   const TensorInfo* find_tensor(std::string_view name) const;
 
  private:

@@ -144,6 +144,25 @@ Weights map_weights(const TensorSource& src, const ModelConfig& c, const Names& 
   return w;
 }
 
+// The matrices that only matrix products read (not the embedding, whose rows tokens look up, nor an
+// output tied to it), rearranged in place into the layout this CPU's decode kernels read fastest
+// (kernels::decode_layout): Q4_0 rows interleaved in eights where AVX-512 VNNI is there. In the file's
+// private copy, so never in a mapping.
+void interleave_for_decode(Weights& w, gguf::File& file) {
+  std::vector<MatrixView*> matrices;
+  if (w.output.data != w.embedding.data) matrices.push_back(&w.output);
+  for (LayerWeights& l : w.layers)
+    for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) matrices.push_back(m);
+  std::erase_if(matrices, [](const MatrixView* m) { return kernels::decode_layout(m->type, m->rows) == m->type; });
+  if (matrices.empty()) return;
+  file.edit([&](std::span<uint8_t> bytes) {
+    for (MatrixView* m : matrices) {
+      uint8_t* at = bytes.data() + (static_cast<const uint8_t*>(m->data) - bytes.data());
+      *m = kernels::interleave_for_decode(*m, at);
+    }
+  });
+}
+
 }  // namespace
 
 Model::~Model() = default;
@@ -163,6 +182,7 @@ void Model::load_gguf(const LoadOptions& options) {
   GgufSource src(*gguf_);
   if (auto f = src.find("rope_freqs.weight")) config_.rope.freq_factors = to_vector(*f);
   weights_ = map_weights(src, config_, kGgufNames);
+  if (options.weights == FileResidency::HugePages) interleave_for_decode(weights_, *gguf_);
   tokenizer_ = tokenizer_from_gguf(*gguf_);
   for (const auto& t : gguf_->tensors())
     tensors_.push_back({t.name, gguf::type_name(t.type), std::vector<int64_t>(t.dims.rbegin(), t.dims.rend())});

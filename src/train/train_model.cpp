@@ -140,7 +140,7 @@ TrainModel TrainModel::from_gguf(const std::string& path, double rope_theta, int
   TrainModel t(c);
   ModelTensors<float*> dst = t.weights();
   const Weights& w = model->weights();
-  auto copy = [](const kernels::MatrixView& v, float* out) { kernels::to_f32(v.type, v.data, out, v.rows * v.cols); };
+  auto copy = [](const kernels::MatrixView& v, float* out) { kernels::to_f32(v, out); };
   copy(w.embedding, dst.embedding);
   if (!c.tied) copy(w.output, dst.output);
   std::memcpy(dst.output_norm, w.output_norm.data(), w.output_norm.size() * sizeof(float));

@@ -75,10 +75,29 @@ MappedFile::MappedFile(const std::string& path, FileResidency residency) : path_
   ::mprotect(copy, len, PROT_READ);  // read-only like the mapping: a stray write faults
   data_ = copy;
   mapped_ = len;
+  copy_ = true;
+}
+
+void MappedFile::edit(const std::function<void(std::span<uint8_t>)>& edit) {
+  if (!copy_) throw Error(path_ + ": a mapped file cannot be edited in memory");
+  if (size_ == 0) return;
+  auto* bytes = const_cast<uint8_t*>(data_);  // the copy is ours; only its protection says read-only
+  if (::mprotect(bytes, mapped_, PROT_READ | PROT_WRITE) != 0)
+    throw Error(path_ + ": cannot make the copy writable: " + std::strerror(errno));
+  struct Reprotect {
+    uint8_t* p;
+    size_t n;
+    ~Reprotect() { ::mprotect(p, n, PROT_READ); }
+  } reprotect{bytes, mapped_};
+  edit({bytes, size_});
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), data_(other.data_), size_(other.size_), mapped_(other.mapped_) {
+    : path_(std::move(other.path_)),
+      data_(other.data_),
+      size_(other.size_),
+      mapped_(other.mapped_),
+      copy_(other.copy_) {
   other.data_ = nullptr;
   other.size_ = 0;
   other.mapped_ = 0;

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -33,11 +34,16 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
 
+  // Runs `edit` on the bytes, writable for its duration: for rearranging what was read once, at
+  // load. Only a private copy (HugePages) can be edited; a mapping's pages are the file's (throws).
+  void edit(const std::function<void(std::span<uint8_t>)>& edit);
+
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   size_t mapped_ = 0;  // length of the mapping at data_ (size_ rounded up to 2 MiB for HugePages)
+  bool copy_ = false;  // a private copy (HugePages), not a mapping of the file
 };
 
 }  // namespace longqa

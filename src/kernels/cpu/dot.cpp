@@ -1,6 +1,7 @@
 #include "kernels/cpu/dot.h"
 
 #include <cstring>
+#include <stdexcept>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/quant.h"
@@ -10,10 +11,15 @@ namespace longqa::kernels {
 
 const WTypeInfo& wtype_info(WType t) {
   static const WTypeInfo info[] = {
-      {"F32", 1, 4, ActType::F32},       {"F16", 1, 2, ActType::F32},        {"BF16", 1, 2, ActType::F32},
-      {"Q8_0", kQK, sizeof(BlockQ8_0), ActType::Q8_0}, {"Q4_0", kQK, sizeof(BlockQ4_0), ActType::Q8_0},
-      {"Q4_K", kQKK, sizeof(BlockQ4_K), ActType::Q8_K}, {"Q5_K", kQKK, sizeof(BlockQ5_K), ActType::Q8_K},
+      {"F32", 1, 4, ActType::F32},
+      {"F16", 1, 2, ActType::F32},
+      {"BF16", 1, 2, ActType::F32},
+      {"Q8_0", kQK, sizeof(BlockQ8_0), ActType::Q8_0},
+      {"Q4_0", kQK, sizeof(BlockQ4_0), ActType::Q8_0},
+      {"Q4_K", kQKK, sizeof(BlockQ4_K), ActType::Q8_K},
+      {"Q5_K", kQKK, sizeof(BlockQ5_K), ActType::Q8_K},
       {"Q6_K", kQKK, sizeof(BlockQ6_K), ActType::Q8_K},
+      {"Q4_0x8", kQK, sizeof(BlockQ4_0), ActType::Q8_0, 8},
   };
   return info[static_cast<size_t>(t)];
 }
@@ -100,13 +106,33 @@ DotFn reference_dot_fn(WType t) {
     case WType::Q4_K: return reference::dot_q4_k;
     case WType::Q5_K: return reference::dot_q5_k;
     case WType::Q6_K: return reference::dot_q6_k;
+    case WType::Q4_0x8:
+      return nullptr;
   }
   return nullptr;
 }
 
+namespace {
+bool has_vnni_kernels() {
+  const CpuFeatures& cpu = cpu_features();
+  return cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni;
+}
+}  // namespace
+
+GroupDotFn reference_group_dot_fn(WType t) { return t == WType::Q4_0x8 ? reference::dot_q4_0x8 : nullptr; }
+
+GroupDotFn group_dot_fn(WType t) {
+  if (t == WType::Q4_0x8 && has_vnni_kernels()) return vnni::dot_q4_0x8;
+  return reference_group_dot_fn(t);
+}
+
+WType decode_layout(WType t, int64_t rows) {
+  return t == WType::Q4_0 && rows % 8 == 0 && has_vnni_kernels() ? WType::Q4_0x8 : t;
+}
+
 DotFn dot_fn(WType t) {
   const CpuFeatures& cpu = cpu_features();
-  if (cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni) {
+  if (has_vnni_kernels()) {
     if (t == WType::Q8_0) return vnni::dot_q8_0;
     if (t == WType::Q4_0) return vnni::dot_q4_0;
     if (t == WType::Q4_K) return vnni::dot_q4_k;
@@ -123,6 +149,8 @@ DotFn dot_fn(WType t) {
       case WType::Q4_K: return avx2::dot_q4_k;
       case WType::Q5_K: return avx2::dot_q5_k;
       case WType::Q6_K: return avx2::dot_q6_k;
+      case WType::Q4_0x8:
+        return nullptr;
     }
   }
   return reference_dot_fn(t);
@@ -147,6 +175,8 @@ void to_f32(WType t, const void* src, float* dst, int64_t n) {
     case WType::Q4_K: reference::dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, n); break;
     case WType::Q5_K: reference::dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, n); break;
     case WType::Q6_K: reference::dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n); break;
+    case WType::Q4_0x8:
+      throw std::logic_error("to_f32: Q4_0x8 rows are interleaved; convert the matrix");
   }
 }
 
@@ -175,6 +205,8 @@ void from_f32(WType t, const float* src, void* dst, int64_t n) {
     case WType::Q4_K: reference::quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n); break;
     case WType::Q5_K: reference::quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n); break;
     case WType::Q6_K: reference::quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n); break;
+    case WType::Q4_0x8:
+      throw std::logic_error("from_f32: Q4_0x8 is made by interleaving Q4_0 rows, not by encoding");
   }
 }
 

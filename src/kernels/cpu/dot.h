@@ -10,7 +10,9 @@
 
 namespace longqa::kernels {
 
-enum class WType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
+// Q4_0x8 is Q4_0 with rows interleaved in eights (BlockQ4_0x8): a layout the loader makes in memory
+// for the decode kernels, never a file type. A matrix of it has no addressable single rows.
+enum class WType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_0x8 };
 enum class ActType { F32, Q8_0, Q8_K };
 
 struct WTypeInfo {
@@ -18,6 +20,7 @@ struct WTypeInfo {
   int64_t block;       // elements per block (1 for float types)
   size_t block_bytes;  // bytes per block
   ActType act;         // the activation format its dot product takes
+  int64_t rows = 1;    // rows interleaved per group (1: rows stored one after another)
 };
 const WTypeInfo& wtype_info(WType t);
 inline const char* wtype_name(WType t) { return wtype_info(t).name; }
@@ -32,11 +35,21 @@ size_t act_row_bytes(WType t, int64_t n);
 // activations are used as they are and nothing is written.
 void quantize_activation(WType t, const float* x, void* out, int64_t n);
 
-using DotFn = float (*)(const void* w, const void* x, int64_t n);
+using DotFn = float (*)(const void* w, const void* x, int64_t n);  // null for interleaved types
 DotFn reference_dot_fn(WType t);
 DotFn dot_fn(WType t);
 
-// Converts (dequantizes) n elements of a weight row to F32.
+// The interleaved types' dot products: y[r] = row r . x for each row of one group (wtype_info(t).rows
+// rows, whose bytes start at w). Null for the other types.
+using GroupDotFn = void (*)(const void* w, const void* x, int64_t n, float* y);
+GroupDotFn reference_group_dot_fn(WType t);
+GroupDotFn group_dot_fn(WType t);
+// The interleaved layout this CPU has a fast decode kernel for, for a matrix of type t and `rows` rows;
+// t itself where there is none (only Q4_0 has one, on AVX-512 VNNI, for rows a multiple of 8).
+WType decode_layout(WType t, int64_t rows);
+
+// Converts (dequantizes) n elements of a weight row to F32. Not for interleaved types (no single rows:
+// see the MatrixView form in matmul.h); throws std::logic_error for them, as from_f32 does.
 void to_f32(WType t, const void* src, float* dst, int64_t n);
 // Encodes n floats as a row of type t (row_bytes(t, n) bytes): the inverse of to_f32, up to rounding.
 void from_f32(WType t, const float* src, void* dst, int64_t n);

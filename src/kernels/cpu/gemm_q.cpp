@@ -114,7 +114,9 @@ void gemm_q_tiled(const MatrixView& w, const float* x, int64_t n_tokens, float* 
   // Q8_0 and Q4_0 levels are symmetric around 128 and 8: shifted back to signed bytes, AMX multiplies
   // them by the signed activations directly (tdpbssd) with no offset term. VNNI has only unsigned x
   // signed (vpdpbusd), so it keeps the offset.
-  const uint8_t centre = !amx ? 0 : w.type == WType::Q8_0 ? 128 : w.type == WType::Q4_0 ? 8 : 0;
+  // Interleaved Q4_0 rows are taken apart again, a row at a time, and unpacked as Q4_0.
+  const WType row_type = w.type == WType::Q4_0x8 ? WType::Q4_0 : w.type;
+  const uint8_t centre = !amx ? 0 : row_type == WType::Q8_0 ? 128 : row_type == WType::Q4_0 ? 8 : 0;
   // Every type but Q6_K has one scale and offset per 32-element block (unpack_row repeats it).
   const int group = w.type == WType::Q6_K ? 16 : 32;
   const int64_t blocks = w.cols / 32, groups = w.cols / group, token_tiles = (n_tokens + 15) / 16;
@@ -171,13 +173,23 @@ void gemm_q_tiled(const MatrixView& w, const float* x, int64_t n_tokens, float* 
     // (zeros at first): their results are dropped.
     std::vector<uint8_t> tiled(16 * nb * 32);
     std::vector<float> scales(16 * nb * 2), offsets(16 * nb * 2);
+    std::vector<BlockQ4_0> row(w.type == WType::Q4_0x8 ? nb : 0);
     alignas(64) float tile[16 * 16];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t rt = 0; rt < row_tiles; ++rt) {
       const int64_t r0 = rt * 16, rows = std::min<int64_t>(16, w.rows - r0);
-      for (int64_t m = 0; m < rows; ++m)
-        unpack_row(w.type, w.row(r0 + m), w.cols, {&tiled[static_cast<size_t>(m * group)], group, static_cast<size_t>(16 * group), centre},
+      for (int64_t m = 0; m < rows; ++m) {
+        const void* levels = w.row(r0 + m);
+        if (!row.empty()) {
+          const int64_t r = r0 + m;
+          reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(w.row(r - r % 8)), blocks,
+                                       static_cast<int>(r % 8), row.data());
+          levels = row.data();
+        }
+        unpack_row(row_type, levels, w.cols,
+                   {&tiled[static_cast<size_t>(m * group)], group, static_cast<size_t>(16 * group), centre},
                    &scales[static_cast<size_t>(m) * nb * 2], &offsets[static_cast<size_t>(m) * nb * 2]);
+      }
       for (int64_t j = 0; j < token_tiles; ++j) {
         const TileOperands o{.group = group, .groups = groups, .levels = tiled.data(),
                              .scales = scales.data(), .offsets = centre ? nullptr : offsets.data(),
@@ -214,7 +226,8 @@ bool gemm_kernel_available(GemmKernel k) {
 }
 
 bool gemm_q_available(WType t) {
-  const bool quantized = t == WType::Q8_0 || t == WType::Q4_0 || t == WType::Q4_K || t == WType::Q5_K || t == WType::Q6_K;
+  const bool quantized = t == WType::Q8_0 || t == WType::Q4_0 || t == WType::Q4_0x8 || t == WType::Q4_K ||
+                         t == WType::Q5_K || t == WType::Q6_K;
   return quantized && gemm_kernel_available(GemmKernel::Vnni);
 }
 

@@ -3,7 +3,8 @@
 // activations are quantized to signed 8 bits per 32; a micro-kernel then multiplies tiles of 16 rows x
 // 16 tokens, one group of K (16 or 32 elements: as far as one scale reaches) at a time: AMX-INT8 where
 // the CPU has it, else AVX-512 VNNI. Used for batches of tokens on CPUs with VNNI; single tokens
-// (decode) keep the per-row dot products of matmul.cpp.
+// (decode) keep the per-row dot products of matmul.cpp. Interleaved Q4_0 (Q4_0x8) is unpacked a row
+// at a time after taking the row back out of its group, into the same levels as Q4_0.
 #pragma once
 
 #include <cstdint>

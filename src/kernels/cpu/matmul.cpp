@@ -1,11 +1,13 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/gemm_q.h"
+#include "kernels/cpu/quant.h"
 
 namespace longqa::kernels {
 namespace {
@@ -44,9 +46,11 @@ TiledProduct tiled_product(const MatrixView& w, int64_t n_tokens) {
 // shared among the threads in one pass over all the matrices (one barrier, not one per matrix).
 void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t stride, int64_t n_tokens,
                      std::span<float* const> ys, int n_threads) {
-  constexpr int64_t kRowBlock = 16;
+  constexpr int64_t kRowBlock = 16;  // a multiple of every interleaved type's group
   auto blocks = [](const MatrixView& w) { return (w.rows + kRowBlock - 1) / kRowBlock; };
   const DotFn dot = dot_fn(ws[0].type);
+  const GroupDotFn group_dot = group_dot_fn(ws[0].type);
+  const int64_t group = wtype_info(ws[0].type).rows;
   int64_t n_blocks = 0, work = 0;
   for (const MatrixView& w : ws) {
     n_blocks += blocks(w);
@@ -64,7 +68,12 @@ void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t 
     for (int64_t t = 0; t < n_tokens; ++t) {
       const uint8_t* xt = act + static_cast<size_t>(t) * stride;
       float* yt = ys[i] + t * w.rows;
-      for (int64_t r = block * kRowBlock; r < r_end; ++r) yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
+      if (group_dot)
+        for (int64_t r = block * kRowBlock; r < r_end; r += group)
+          group_dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols, yt + r);
+      else
+        for (int64_t r = block * kRowBlock; r < r_end; ++r)
+          yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
     }
   }
 }
@@ -95,11 +104,45 @@ void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> y
 
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y) {
   const DotFn dot = reference_dot_fn(w.type);
+  const GroupDotFn group_dot = reference_group_dot_fn(w.type);
+  const int64_t group = wtype_info(w.type).rows;
   std::vector<uint8_t> scratch;
   size_t stride = 0;
   const uint8_t* act = prepare_activations(w, x, n_tokens, scratch, stride);
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] = dot(w.row(r), act + static_cast<size_t>(t) * stride, w.cols);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const uint8_t* xt = act + static_cast<size_t>(t) * stride;
+    if (group_dot)
+      for (int64_t r = 0; r < w.rows; r += group) group_dot(w.row(r), xt, w.cols, y + t * w.rows + r);
+    else
+      for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] = dot(w.row(r), xt, w.cols);
+  }
+}
+
+void to_f32(const MatrixView& w, float* dst) {
+  if (w.type != WType::Q4_0x8) return to_f32(w.type, w.data, dst, w.rows * w.cols);
+  const int64_t blocks = w.cols / kQK;
+  std::vector<BlockQ4_0> row(static_cast<size_t>(blocks));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(w.row(r - r % 8)), blocks, static_cast<int>(r % 8),
+                                 row.data());
+    reference::dequantize_q4_0(row.data(), dst + r * w.cols, w.cols);
+  }
+}
+
+MatrixView interleave_for_decode(const MatrixView& w, void* bytes) {
+  const WType layout = decode_layout(w.type, w.rows);
+  if (layout == w.type) return w;
+  // Q4_0 into Q4_0x8: eight rows at a time through a copy, into the same bytes.
+  const int64_t blocks = w.cols / kQK;
+  const size_t group_bytes = 8 * w.row_stride();
+  std::vector<uint8_t> rows(group_bytes);
+  auto* out = static_cast<uint8_t*>(bytes);
+  for (int64_t r = 0; r < w.rows; r += 8) {
+    uint8_t* group = out + static_cast<size_t>(r) * w.row_stride();
+    std::memcpy(rows.data(), group, group_bytes);
+    reference::interleave_q4_0(rows.data(), w.row_stride(), blocks, reinterpret_cast<BlockQ4_0x8*>(group));
+  }
+  return {layout, bytes, w.rows, w.cols};
 }
 
 }  // namespace longqa::kernels

@@ -1,6 +1,6 @@
 // Matrix products against weight matrices stored row-major as [rows = outputs, cols = inputs], the
-// layout of both HF checkpoints and GGUF files, in any weight type. Views only: the weights belong to
-// the model.
+// layout of both HF checkpoints and GGUF files, in any weight type, or with rows interleaved in groups
+// (Q4_0x8, made at load for the decode kernels). Views only: the weights belong to the model.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,8 @@ struct MatrixView {
   int64_t cols = 0;
 
   size_t row_stride() const { return row_bytes(type, cols); }
+  bool interleaved() const { return wtype_info(type).rows > 1; }
+  // Row r's bytes; for an interleaved type, those of the group that starts at row r.
   const void* row(int64_t r) const { return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride(); }
   size_t bytes() const { return static_cast<size_t>(rows) * row_stride(); }
   explicit operator bool() const { return data != nullptr; }
@@ -36,5 +38,12 @@ void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> y
 
 // The same product through the scalar reference dot: the definition fast paths are tested against.
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y);
+
+// All of w as F32, [rows][cols], whatever its type and layout.
+void to_f32(const MatrixView& w, float* dst);
+
+// Rearranges w's rows in place into decode_layout(w.type, w.rows) (see dot.h) and returns the view of
+// the result; w unchanged where that layout is w's own. `bytes` is w's data, writable: the same bytes.
+MatrixView interleave_for_decode(const MatrixView& w, void* bytes);
 
 }  // namespace longqa::kernels

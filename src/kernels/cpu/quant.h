@@ -39,6 +39,14 @@ struct BlockQ6_K {
   int8_t scales[kQKK / 16]; // one per 16 elements
   uint16_t d;               // F16 super-block scale
 };
+// Block i of eight Q4_0 rows interleaved (never stored in files: the loader rearranges a matrix's
+// rows in place, eight at a time, for the decode kernels, see interleave_q4_0). The eight rows'
+// scales, then their level bytes in 4-byte units: qs[j][r] holds bytes 4j..4j+3 of row r's qs, so
+// that a 256-bit vector of one j holds four elements of each of the eight rows, one row per lane.
+struct BlockQ4_0x8 {
+  uint16_t d[8];
+  uint8_t qs[4][8][4];
+};
 // Activations for K-quant dot products (never stored in files).
 struct BlockQ8_K {
   float d;
@@ -52,6 +60,7 @@ static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
 
 // Scale and min of K-quant sub-block j (0..7) from the packed 12-byte field.
 inline void k_scale_min(int j, const uint8_t* q, uint8_t& scale, uint8_t& min) {
@@ -89,6 +98,13 @@ float dot_q4_0(const void* w, const void* x, int64_t n);  // x: BlockQ8_0
 float dot_q4_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
 float dot_q5_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
 float dot_q6_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
+
+// Eight rows of `blocks` blocks each, `row_stride` bytes apart, into `blocks` interleaved blocks, and
+// row r (0..7) of interleaved blocks back out: exact inverses.
+void interleave_q4_0(const void* rows, size_t row_stride, int64_t blocks, BlockQ4_0x8* out);
+void deinterleave_q4_0(const BlockQ4_0x8* in, int64_t blocks, int r, BlockQ4_0* out);
+// y[r] = row r . x for the eight interleaved rows (x: BlockQ8_0): dot_q4_0 of each row, bit for bit.
+void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y);
 }  // namespace reference
 
 namespace avx2 {
@@ -105,6 +121,7 @@ float dot_q4_0(const void* w, const void* x, int64_t n);
 float dot_q4_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
 float dot_q5_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
 float dot_q6_k(const void* w, const void* x, int64_t n);  // x: BlockQ8_K
+void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y);
 }  // namespace vnni
 
 }  // namespace longqa::kernels

@@ -281,6 +281,37 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   return s;
 }
 
+void interleave_q4_0(const void* rows, size_t row_stride, int64_t blocks, BlockQ4_0x8* out) {
+  for (int r = 0; r < 8; ++r) {
+    const auto* row =
+        reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(rows) + static_cast<size_t>(r) * row_stride);
+    for (int64_t i = 0; i < blocks; ++i) {
+      out[i].d[r] = row[i].d;
+      for (int j = 0; j < 4; ++j) std::memcpy(out[i].qs[j][r], row[i].qs + 4 * j, 4);
+    }
+  }
+}
+
+void deinterleave_q4_0(const BlockQ4_0x8* in, int64_t blocks, int r, BlockQ4_0* out) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    out[i].d = in[i].d[r];
+    for (int j = 0; j < 4; ++j) std::memcpy(out[i].qs + 4 * j, in[i].qs[j][r], 4);
+  }
+}
+
+void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
+  const auto* a = static_cast<const BlockQ4_0x8*>(w);
+  BlockQ4_0 row[1];
+  for (int r = 0; r < 8; ++r) {
+    float s = 0;
+    for (int64_t i = 0; i < n / kQK; ++i) {
+      deinterleave_q4_0(a + i, 1, r, row);
+      s += dot_q4_0(row, static_cast<const BlockQ8_0*>(x) + i, kQK);
+    }
+    y[r] = s;
+  }
+}
+
 namespace {
 // K4/K5 share the affine form: d * sum_j sc_j * (q . x)_j - dmin * sum_j m_j * (sum of x quants)_j.
 template <typename Block, typename Unpack>

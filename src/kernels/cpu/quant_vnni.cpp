@@ -7,11 +7,11 @@
 // sum(x_q), comes from the activation row's trailer of scaled block sums (computed once per row, see
 // act_row_bytes). That frees the vector multiply ports, which bound these loops (BENCHMARKS.md). The
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd on 512-bit vectors, the
-// scales of a vector's four 128-bit lanes made by one permute. Same integer sums as the scalar
-// reference; the float sums run in another order. Compiled with AVX-512 VL/BW/VNNI and entered only
-// after the run-time CPU check (see dot.cpp).
-// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
-// -W(maybe-)uninitialized reports at every inlined use: a known false positive.
+// scales of a vector's four 128-bit lanes made by one permute. Q4_0 rows interleaved in eights
+// (Q4_0x8) take one row per 32-bit lane, so that the scale work is done once for eight rows. Same
+// integer sums as the scalar reference; the float sums run in another order. Compiled with AVX-512 VL/BW/VNNI and
+// entered only after the run-time CPU check (see dot.cpp). GCC 12's AVX-512 intrinsics pass _mm512_undefined_*()
+// through their masked builtins, which -W(maybe-)uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -107,6 +107,52 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
   }
   return simd::hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail -
          8 * (simd::hsum(offset) + tail_offset);
+}
+
+void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
+  const auto* a = static_cast<const BlockQ4_0x8*>(w);
+  const auto* b = static_cast<const BlockQ8_0*>(x);
+  const int64_t nb = n / kQK;
+  const auto* trailer = reinterpret_cast<const float*>(b + nb);
+  // Lane r is row r throughout: each 256-bit vector of levels holds four elements of every row, so
+  // one broadcast of the activations' four matching bytes serves all eight rows, and the eight
+  // rows' scales are one conversion and one FMA per block, where a row at a time pays them per row
+  // (dot_q4_0). The high nibbles (elements 16..31) are multiplied where they stand, as 16 times
+  // their level: a mask instead of a shift and a mask, the factor taken out once per block (the
+  // low sum times 16 plus the high is exact in 32 bits: at most 32 x 240 x 128).
+  const __m256i low4 = _mm256_set1_epi8(0x0F), high4 = _mm256_set1_epi8(static_cast<char>(0xF0));
+  auto x4 = [](const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+  };
+  __m256 offset = _mm256_setzero_ps();
+  auto block = [&](int64_t i, __m256& acc) {
+    const int8_t* xq = b[i].qs;
+    __m256i lo[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, hi[2] = {lo[0], lo[0]};
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i packed = load256(a[i].qs[j]);
+      lo[j & 1] = _mm256_dpbusd_epi32(lo[j & 1], _mm256_and_si256(packed, low4), x4(xq + 4 * j));
+      hi[j & 1] = _mm256_dpbusd_epi32(hi[j & 1], _mm256_and_si256(packed, high4), x4(xq + 16 + 4 * j));
+    }
+    const __m256i sum16 =
+        _mm256_add_epi32(_mm256_slli_epi32(_mm256_add_epi32(lo[0], lo[1]), 4), _mm256_add_epi32(hi[0], hi[1]));
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].d)));
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(trailer_at(trailer, i) * 0.0625f));
+    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum16), acc);
+    offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(trailer_at(trailer, nb + i)), offset);
+  };
+  // Two accumulators named apart (an array indexed by i & 1 lived on the stack).
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    simd::prefetch(a + i, 2 * sizeof(BlockQ4_0x8));
+    block(i, acc0);
+    block(i + 1, acc1);
+  }
+  if (i < nb) block(i, acc0);
+  _mm256_storeu_ps(y, _mm256_fnmadd_ps(_mm256_set1_ps(8.0f), offset, _mm256_add_ps(acc0, acc1)));
 }
 
 namespace {
