@@ -317,6 +317,24 @@ TEST(Quant, InterleavedQ4_0RowsComputeWhatTheRowsDo) {
   EXPECT_EQ(f_plain, f_inter);
   EXPECT_THROW(to_f32(WType::Q4_0x8, wi.data(), f_inter.data(), cols), std::logic_error);
 
+  // Each kernel this CPU has, group by group (matmul below takes the fastest).
+  std::vector<std::pair<const char*, GroupDotFn>> kernels;
+  if (cpu_features().avx2 && cpu_features().fma && cpu_features().f16c) kernels.emplace_back("avx2", avx2::dot_q4_0x8);
+  if (gemm_kernel_available(GemmKernel::Vnni)) kernels.emplace_back("vnni", vnni::dot_q4_0x8);
+  {
+    const auto x = random_row(cols, 14);
+    std::vector<uint8_t> act(act_row_bytes(WType::Q4_0x8, cols) + 1);  // activations at an odd offset too
+    quantize_activation(WType::Q4_0x8, x.data(), act.data() + 1, cols);
+    for (int64_t r = 0; r < rows; r += 8) {
+      float ref[8], fast[8];
+      reference::dot_q4_0x8(inter.row(r), act.data() + 1, cols, ref);
+      for (const auto& [name, dot] : kernels) {
+        dot(inter.row(r), act.data() + 1, cols, fast);
+        for (int i = 0; i < 8; ++i)
+          ASSERT_NEAR(fast[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-4) << name << " row " << r + i;
+      }
+    }
+  }
   for (int64_t tokens : {1, 3, 4, 35}) {
     const auto x = random_row(tokens * cols, 13);
     std::vector<float> ref(static_cast<size_t>(tokens * rows)), ref_inter(ref.size()), fast(ref.size()),

@@ -146,7 +146,7 @@ Weights map_weights(const TensorSource& src, const ModelConfig& c, const Names& 
 
 // The matrices that only matrix products read (not the embedding, whose rows tokens look up, nor an
 // output tied to it), rearranged in place into the layout this CPU's decode kernels read fastest
-// (kernels::decode_layout): Q4_0 rows interleaved in eights where AVX-512 VNNI is there. In the file's
+// (kernels::decode_layout): Q4_0 rows interleaved in eights where the CPU has AVX2. In the file's
 // private copy, so never in a mapping.
 void interleave_for_decode(Weights& w, gguf::File& file) {
   std::vector<MatrixView*> matrices;

@@ -113,25 +113,28 @@ DotFn reference_dot_fn(WType t) {
 }
 
 namespace {
+bool has_avx2_kernels() {
+  const CpuFeatures& cpu = cpu_features();
+  return cpu.avx2 && cpu.fma && cpu.f16c;
+}
 bool has_vnni_kernels() {
   const CpuFeatures& cpu = cpu_features();
-  return cpu.avx2 && cpu.fma && cpu.f16c && cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni;
+  return has_avx2_kernels() && cpu.avx512vl && cpu.avx512bw && cpu.avx512vnni;
 }
 }  // namespace
 
 GroupDotFn reference_group_dot_fn(WType t) { return t == WType::Q4_0x8 ? reference::dot_q4_0x8 : nullptr; }
 
 GroupDotFn group_dot_fn(WType t) {
-  if (t == WType::Q4_0x8 && has_vnni_kernels()) return vnni::dot_q4_0x8;
-  return reference_group_dot_fn(t);
+  if (t != WType::Q4_0x8) return nullptr;
+  return has_vnni_kernels() ? vnni::dot_q4_0x8 : has_avx2_kernels() ? avx2::dot_q4_0x8 : reference::dot_q4_0x8;
 }
 
 WType decode_layout(WType t, int64_t rows) {
-  return t == WType::Q4_0 && rows % 8 == 0 && has_vnni_kernels() ? WType::Q4_0x8 : t;
+  return t == WType::Q4_0 && rows % 8 == 0 && has_avx2_kernels() ? WType::Q4_0x8 : t;
 }
 
 DotFn dot_fn(WType t) {
-  const CpuFeatures& cpu = cpu_features();
   if (has_vnni_kernels()) {
     if (t == WType::Q8_0) return vnni::dot_q8_0;
     if (t == WType::Q4_0) return vnni::dot_q4_0;
@@ -139,7 +142,7 @@ DotFn dot_fn(WType t) {
     if (t == WType::Q5_K) return vnni::dot_q5_k;
     if (t == WType::Q6_K) return vnni::dot_q6_k;
   }
-  if (cpu.avx2 && cpu.fma && cpu.f16c) {
+  if (has_avx2_kernels()) {
     switch (t) {
       case WType::F32: return avx2::dot_f32;
       case WType::F16: return avx2::dot_f16;

@@ -45,7 +45,8 @@ using GroupDotFn = void (*)(const void* w, const void* x, int64_t n, float* y);
 GroupDotFn reference_group_dot_fn(WType t);
 GroupDotFn group_dot_fn(WType t);
 // The interleaved layout this CPU has a fast decode kernel for, for a matrix of type t and `rows` rows;
-// t itself where there is none (only Q4_0 has one, on AVX-512 VNNI, for rows a multiple of 8).
+// t itself where there is none (only Q4_0 has one, on AVX2 and on AVX-512 VNNI, for rows a multiple
+// of 8).
 WType decode_layout(WType t, int64_t rows);
 
 // Converts (dequantizes) n elements of a weight row to F32. Not for interleaved types (no single rows:

@@ -113,6 +113,7 @@ float dot_q4_0(const void* w, const void* x, int64_t n);
 float dot_q4_k(const void* w, const void* x, int64_t n);
 float dot_q5_k(const void* w, const void* x, int64_t n);
 float dot_q6_k(const void* w, const void* x, int64_t n);
+void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y);  // x with its trailer (see act_row_bytes)
 }  // namespace avx2
 
 namespace vnni {  // AVX-512 VL + BW + VNNI, mostly on 256-bit vectors; Q8_0 x with its trailer (see act_row_bytes)
