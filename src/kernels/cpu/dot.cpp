@@ -130,6 +130,14 @@ GroupDotFn group_dot_fn(WType t) {
   return has_vnni_kernels() ? vnni::dot_q4_0x8 : has_avx2_kernels() ? avx2::dot_q4_0x8 : reference::dot_q4_0x8;
 }
 
+Dot4Fn dot4_fn(WType t) {
+  if (!has_avx2_kernels()) return nullptr;
+  return t == WType::F32    ? avx2::dot4_f32
+         : t == WType::F16  ? avx2::dot4_f16
+         : t == WType::BF16 ? avx2::dot4_bf16
+                            : nullptr;
+}
+
 WType decode_layout(WType t, int64_t rows) {
   return t == WType::Q4_0 && rows % 8 == 0 && has_avx2_kernels() ? WType::Q4_0x8 : t;
 }

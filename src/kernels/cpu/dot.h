@@ -39,6 +39,13 @@ using DotFn = float (*)(const void* w, const void* x, int64_t n);  // null for i
 DotFn reference_dot_fn(WType t);
 DotFn dot_fn(WType t);
 
+// Float rows four at a time (rows at w, w + row_stride bytes, ...), y[k] = row k . x: one load of
+// the activations serves four rows, for rows too wide for one row's activations to stay in L1 while
+// the weights stream past them (see matmul.cpp). Null where the CPU has no such path or t is not a
+// float type.
+using Dot4Fn = void (*)(const void* w, size_t row_stride, const void* x, int64_t n, float* y);
+Dot4Fn dot4_fn(WType t);
+
 // The interleaved types' dot products: y[r] = row r . x for each row of one group (wtype_info(t).rows
 // rows, whose bytes start at w). Null for the other types.
 using GroupDotFn = void (*)(const void* w, const void* x, int64_t n, float* y);
@@ -71,6 +78,9 @@ void bf16_to_f32_row(const void* src, float* dst, int64_t n);
 float dot_f32(const void* w, const void* x, int64_t n);
 float dot_f16(const void* w, const void* x, int64_t n);
 float dot_bf16(const void* w, const void* x, int64_t n);
+void dot4_f32(const void* w, size_t row_stride, const void* x, int64_t n, float* y);
+void dot4_f16(const void* w, size_t row_stride, const void* x, int64_t n, float* y);
+void dot4_bf16(const void* w, size_t row_stride, const void* x, int64_t n, float* y);
 }  // namespace avx2
 
 }  // namespace longqa::kernels

@@ -40,6 +40,35 @@ float dot(const T* a, const float* x, int64_t n, Load load, Scalar scalar) {
   return s;
 }
 
+// Four rows `stride` elements apart, each 8 activations loaded once for all four. Two accumulators a
+// row (eight in all, with the two activation vectors within AVX2's sixteen registers), so a row's
+// sum runs in another order than dot()'s.
+template <typename T, typename Load, typename Scalar>
+void dot4(const T* a, size_t stride, const float* x, int64_t n, float* y, Load load, Scalar scalar) {
+  __m256 s[4][2];
+  for (auto& row : s) row[0] = row[1] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      s[k][0] = _mm256_fmadd_ps(load(a + k * stride + i), x0, s[k][0]);
+      s[k][1] = _mm256_fmadd_ps(load(a + k * stride + i + 8), x1, s[k][1]);
+    }
+  }
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 4; ++k) s[k][0] = _mm256_fmadd_ps(load(a + k * stride + i), _mm256_loadu_ps(x + i), s[k][0]);
+  for (int k = 0; k < 4; ++k) {
+    float sum = hsum(_mm256_add_ps(s[k][0], s[k][1]));
+    for (int64_t j = i; j < n; ++j) {
+      T v;
+      std::memcpy(&v, a + k * stride + j, sizeof v);
+      sum += scalar(v) * x[j];
+    }
+    y[k] = sum;
+  }
+}
+
 template <typename Load, typename Scalar>
 void convert_row(const uint16_t* h, float* dst, int64_t n, Load load, Scalar scalar) {
   int64_t i = 0;
@@ -76,6 +105,19 @@ float dot_f16(const void* w, const void* x, int64_t n) {
 
 float dot_bf16(const void* w, const void* x, int64_t n) {
   return dot(static_cast<const uint16_t*>(w), static_cast<const float*>(x), n, load_bf16, bf16_to_f32);
+}
+
+void dot4_f32(const void* w, size_t row_stride, const void* x, int64_t n, float* y) {
+  dot4(static_cast<const float*>(w), row_stride / sizeof(float), static_cast<const float*>(x), n, y, load_f32,
+       scalar_f32);
+}
+
+void dot4_f16(const void* w, size_t row_stride, const void* x, int64_t n, float* y) {
+  dot4(static_cast<const uint16_t*>(w), row_stride / 2, static_cast<const float*>(x), n, y, load_f16, f16_to_f32);
+}
+
+void dot4_bf16(const void* w, size_t row_stride, const void* x, int64_t n, float* y) {
+  dot4(static_cast<const uint16_t*>(w), row_stride / 2, static_cast<const float*>(x), n, y, load_bf16, bf16_to_f32);
 }
 
 }  // namespace longqa::kernels::avx2

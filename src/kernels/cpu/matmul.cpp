@@ -51,6 +51,11 @@ void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t 
   const DotFn dot = dot_fn(ws[0].type);
   const GroupDotFn group_dot = group_dot_fn(ws[0].type);
   const int64_t group = wtype_info(ws[0].type).rows;
+  // F32 activations wider than 16 KiB do not stay in L1 beside the streaming weights: one row at a
+  // time then reloads them from L2 for every row, and a Zen 4 core streamed F16 rows of 8,192 at 11-12
+  // GB/s where rows of 2,048 ran at 27-30; four rows per load of the activations ran at 18. Narrower
+  // rows stream faster one at a time (BENCHMARKS.md).
+  const Dot4Fn dot4 = stride > 16384 ? dot4_fn(ws[0].type) : nullptr;
   int64_t n_blocks = 0, work = 0;
   for (const MatrixView& w : ws) {
     n_blocks += blocks(w);
@@ -71,9 +76,13 @@ void product_by_rows(std::span<const MatrixView> ws, const uint8_t* act, size_t 
       if (group_dot)
         for (int64_t r = block * kRowBlock; r < r_end; r += group)
           group_dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols, yt + r);
-      else
-        for (int64_t r = block * kRowBlock; r < r_end; ++r)
-          yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
+      else {
+        int64_t r = block * kRowBlock;
+        if (dot4)
+          for (; r + 4 <= r_end; r += 4)
+            dot4(weights + static_cast<size_t>(r) * row_stride, row_stride, xt, w.cols, yt + r);
+        for (; r < r_end; ++r) yt[r] = dot(weights + static_cast<size_t>(r) * row_stride, xt, w.cols);
+      }
     }
   }
 }
