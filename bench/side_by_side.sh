@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decode and prompt speed of longqa beside llama.cpp on the same GGUF files, one type after the
 # other so that both see the same machine: longqa (weights read into huge pages, the default), longqa
-# with --mmap (decode only), then llama-bench; with the machine's read bandwidth before and after.
+# with --mmap (decode only; mapped weights also keep the file's layout: Q4_0 rows not interleaved),
+# then llama-bench; with the machine's read bandwidth before and after.
 # usage: bench/side_by_side.sh LLAMA_BENCH THREADS MODEL.gguf...
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 LLAMA_BENCH THREADS MODEL.gguf..." >&2; exit 2; }
