@@ -181,9 +181,7 @@ void gemm_q_tiled(const MatrixView& w, const float* x, int64_t n_tokens, float* 
       for (int64_t m = 0; m < rows; ++m) {
         const void* levels = w.row(r0 + m);
         if (!row.empty()) {
-          const int64_t r = r0 + m;
-          reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(w.row(r - r % 8)), blocks,
-                                       static_cast<int>(r % 8), row.data());
+          deinterleaved_row(w, r0 + m, row.data());
           levels = row.data();
         }
         unpack_row(row_type, levels, w.cols,

@@ -127,13 +127,16 @@ void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, flo
   }
 }
 
+void deinterleaved_row(const MatrixView& w, int64_t r, BlockQ4_0* out) {
+  reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(w.row(r - r % 8)), w.cols / kQK, static_cast<int>(r % 8),
+                               out);
+}
+
 void to_f32(const MatrixView& w, float* dst) {
   if (w.type != WType::Q4_0x8) return to_f32(w.type, w.data, dst, w.rows * w.cols);
-  const int64_t blocks = w.cols / kQK;
-  std::vector<BlockQ4_0> row(static_cast<size_t>(blocks));
+  std::vector<BlockQ4_0> row(static_cast<size_t>(w.cols / kQK));
   for (int64_t r = 0; r < w.rows; ++r) {
-    reference::deinterleave_q4_0(static_cast<const BlockQ4_0x8*>(w.row(r - r % 8)), blocks, static_cast<int>(r % 8),
-                                 row.data());
+    deinterleaved_row(w, r, row.data());
     reference::dequantize_q4_0(row.data(), dst + r * w.cols, w.cols);
   }
 }

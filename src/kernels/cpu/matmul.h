@@ -11,6 +11,8 @@
 
 namespace longqa::kernels {
 
+struct BlockQ4_0;
+
 struct MatrixView {
   WType type = WType::F32;
   const void* data = nullptr;
@@ -18,7 +20,6 @@ struct MatrixView {
   int64_t cols = 0;
 
   size_t row_stride() const { return row_bytes(type, cols); }
-  bool interleaved() const { return wtype_info(type).rows > 1; }
   // Row r's bytes; for an interleaved type, those of the group that starts at row r.
   const void* row(int64_t r) const { return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride(); }
   size_t bytes() const { return static_cast<size_t>(rows) * row_stride(); }
@@ -38,6 +39,9 @@ void matmul_same_input(std::span<const MatrixView> ws, std::span<float* const> y
 
 // The same product through the scalar reference dot: the definition fast paths are tested against.
 void matmul_reference(const MatrixView& w, const float* x, int64_t n_tokens, float* y);
+
+// Row r of a Q4_0x8 matrix in the file's layout: w.cols / 32 blocks at out.
+void deinterleaved_row(const MatrixView& w, int64_t r, BlockQ4_0* out);
 
 // All of w as F32, [rows][cols], whatever its type and layout.
 void to_f32(const MatrixView& w, float* dst);

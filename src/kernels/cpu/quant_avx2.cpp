@@ -95,21 +95,11 @@ void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
   const auto* a = static_cast<const BlockQ4_0x8*>(w);
   const auto* b = static_cast<const BlockQ8_0*>(x);
   const int64_t nb = n / kQK;
-  const auto* trailer = reinterpret_cast<const uint8_t*>(b + nb);  // see act_row_bytes; may be unaligned
-  auto trailer_at = [&](int64_t i) {
-    float v;
-    std::memcpy(&v, trailer + static_cast<size_t>(i) * sizeof v, sizeof v);
-    return v;
-  };
+  const auto* trailer = reinterpret_cast<const float*>(b + nb);
   // Lane r is row r, as in the VNNI kernel (quant_vnni.cpp). The levels stay unsigned (0..15), as
   // maddubs takes its first operand, and the offset of 8 comes from the trailer's block sums. The
   // eight 16-bit partial sums of a block fit: at most 8 x 2 x 15 x 127 = 30480.
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  auto x4 = [](const int8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, sizeof v);
-    return _mm256_set1_epi32(v);
-  };
   __m256 acc = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     prefetch_block(a + i);
@@ -117,14 +107,14 @@ void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
     __m256i sum = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
       const __m256i packed = load32(a[i].qs[j]);
-      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(_mm256_and_si256(packed, low4), x4(xq + 4 * j)));
-      sum = _mm256_add_epi16(
-          sum, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4), x4(xq + 16 + 4 * j)));
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(_mm256_and_si256(packed, low4), simd::broadcast4(xq + 4 * j)));
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
+                                                       simd::broadcast4(xq + 16 + 4 * j)));
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[i].d)));
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(trailer_at(i))),
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(simd::trailer_at(trailer, i))),
                           _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, ones)), acc);
-    offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(trailer_at(nb + i)), offset);
+    offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(simd::trailer_at(trailer, nb + i)), offset);
   }
   _mm256_storeu_ps(y, _mm256_fnmadd_ps(_mm256_set1_ps(8.0f), offset, acc));
 }

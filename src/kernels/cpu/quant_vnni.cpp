@@ -9,9 +9,11 @@
 // K-quants keep maddubs, but apply their sub-block scales with vpdpwssd on 512-bit vectors, the
 // scales of a vector's four 128-bit lanes made by one permute. Q4_0 rows interleaved in eights
 // (Q4_0x8) take one row per 32-bit lane, so that the scale work is done once for eight rows. Same
-// integer sums as the scalar reference; the float sums run in another order. Compiled with AVX-512 VL/BW/VNNI and
-// entered only after the run-time CPU check (see dot.cpp). GCC 12's AVX-512 intrinsics pass _mm512_undefined_*()
-// through their masked builtins, which -W(maybe-)uninitialized reports at every inlined use: a known false positive.
+// integer sums as the scalar reference; the float sums run in another order. Compiled with AVX-512
+// VL/BW/VNNI and entered only after the run-time CPU check (see dot.cpp).
+//
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through their masked builtins, which
+// -W(maybe-)uninitialized reports at every inlined use: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -24,12 +26,8 @@
 namespace longqa::kernels::vnni {
 namespace {
 
-// Element i of a float array in the activation row's trailer, which need not be 4-byte aligned.
-inline float trailer_at(const float* trailer, int64_t i) {
-  float v;
-  std::memcpy(&v, trailer + i, sizeof v);
-  return v;
-}
+using simd::broadcast4;
+using simd::trailer_at;
 
 // One 512-bit vector of two 256-bit halves: lo in bits 0-255, hi in 256-511.
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
@@ -121,11 +119,6 @@ void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
   // their level: a mask instead of a shift and a mask, the factor taken out once per block (the
   // low sum times 16 plus the high is exact in 32 bits: at most 32 x 240 x 128).
   const __m256i low4 = _mm256_set1_epi8(0x0F), high4 = _mm256_set1_epi8(static_cast<char>(0xF0));
-  auto x4 = [](const int8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, sizeof v);
-    return _mm256_set1_epi32(v);
-  };
   __m256 offset = _mm256_setzero_ps();
   auto block = [&](int64_t i, __m256& acc) {
     const int8_t* xq = b[i].qs;
@@ -133,8 +126,8 @@ void dot_q4_0x8(const void* w, const void* x, int64_t n, float* y) {
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m256i packed = load256(a[i].qs[j]);
-      lo[j & 1] = _mm256_dpbusd_epi32(lo[j & 1], _mm256_and_si256(packed, low4), x4(xq + 4 * j));
-      hi[j & 1] = _mm256_dpbusd_epi32(hi[j & 1], _mm256_and_si256(packed, high4), x4(xq + 16 + 4 * j));
+      lo[j & 1] = _mm256_dpbusd_epi32(lo[j & 1], _mm256_and_si256(packed, low4), broadcast4(xq + 4 * j));
+      hi[j & 1] = _mm256_dpbusd_epi32(hi[j & 1], _mm256_and_si256(packed, high4), broadcast4(xq + 16 + 4 * j));
     }
     const __m256i sum16 =
         _mm256_add_epi32(_mm256_slli_epi32(_mm256_add_epi32(lo[0], lo[1]), 4), _mm256_add_epi32(hi[0], hi[1]));

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace longqa::kernels::simd {
 
@@ -45,6 +46,21 @@ inline __m256 scales8(const Block* b) {
   const __m256i halves = _mm256_shuffle_epi8(dwords, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
                                                                       0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
   return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(halves, 0x08)));
+}
+
+// Element i of a float array in a Q8_0 activation row's trailer (see act_row_bytes), which need not
+// be 4-byte aligned.
+inline float trailer_at(const float* trailer, int64_t i) {
+  float v;
+  std::memcpy(&v, trailer + i, sizeof v);
+  return v;
+}
+
+// The four bytes at p in every 32-bit lane: the activations one lane's four levels meet.
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
 }
 
 // Lane k of v in every lane.
